@@ -1,0 +1,116 @@
+/*
+ * ebpf-agent user_so plugin ABI.
+ *
+ * A plugin is a shared object loaded with dlopen() by a spec program of `type: user_so`.
+ * Only C types cross this boundary. Version handshake: the agent calls
+ * ea_plugin_abi_version() first and refuses a plugin whose major ABI differs from
+ * EA_PLUGIN_ABI_VERSION (the error names both numbers).
+ *
+ * Memory ownership:
+ *   - Everything the agent passes in (contexts, input records, strings) is owned by the agent
+ *     and valid only during the call. Copy what you keep.
+ *   - The result buffer (res_ctx.data, res_ctx.cap bytes) is owned by the agent; the plugin
+ *     writes into it and sets res_ctx.len. If the result does not fit, set res_ctx.len to the
+ *     size needed and err_ctx.err_code = EA_ERR_RESULT_TOO_SMALL: the agent grows the buffer
+ *     and calls once more.
+ *   - Plugin state (from ea_plugin_init) is owned by the plugin and released in ea_plugin_fini.
+ *   - ea_plugin_last_error() returns a string owned by the plugin, valid until the next call
+ *     into the plugin from that thread.
+ *
+ * Threads: processing functions may be called from several worker threads at once, but the
+ * records of one key (tgid by default) always arrive on the same thread, in order. Init,
+ * preload, postload and fini are called from one thread, never concurrently with anything.
+ *
+ * Required symbols:   ea_plugin_abi_version, and each function named in `properties.functions`
+ * Optional symbols:   ea_plugin_init, ea_plugin_preload, ea_plugin_postload, ea_plugin_fini,
+ *                     ea_plugin_last_error
+ */
+#ifndef EBPF_AGENT_PLUGIN_H
+#define EBPF_AGENT_PLUGIN_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EA_PLUGIN_ABI_VERSION 1u
+
+/* err_ctx.err_code values (0 = success); any other non-zero value is a plugin-defined failure. */
+#define EA_OK 0
+#define EA_ERR_RESULT_TOO_SMALL 1000 /* grow res_ctx and call again */
+#define EA_SKIP 1001                 /* not an error: this record produces no output */
+
+#define EA_ERR_MSG_MAX 256
+#define EA_COMM_LEN 16
+
+/* One record in, one result out: the talk's TracerCtx. */
+struct ea_tracer_ctx {
+  uint32_t abi_version;    /* EA_PLUGIN_ABI_VERSION of the agent */
+  void *plugin_state;      /* what ea_plugin_init stored, or NULL */
+  const char *spec;        /* spec name */
+  const char *channel;     /* channel the record came from */
+  struct {
+    const uint8_t *data;   /* the raw record (ring buffer / perf sample / one pipe line) */
+    uint32_t len;
+  } ring_ctx;
+  struct {
+    int32_t err_code;      /* EA_OK, EA_SKIP, EA_ERR_RESULT_TOO_SMALL, or a failure code */
+    char err_msg[EA_ERR_MSG_MAX]; /* why, NUL-terminated */
+  } err_ctx;
+  struct {
+    uint8_t *data;         /* agent-owned: write one JSON object here */
+    uint32_t cap;
+    uint32_t len;          /* bytes written (or needed, with EA_ERR_RESULT_TOO_SMALL) */
+  } res_ctx;
+  struct {
+    int64_t pid;           /* thread id, -1 if unknown (set by the plugin when it knows) */
+    int64_t tgid;          /* process id, -1 if unknown */
+    char comm[EA_COMM_LEN];
+  } meta;
+};
+
+typedef void (*ea_process_fn)(struct ea_tracer_ctx *ctx);
+
+/* Handed to ea_plugin_init. */
+struct ea_plugin_init_args {
+  uint32_t abi_version;
+  const char *spec;        /* spec name */
+  const char *program;     /* this user_so program's name in the spec */
+  const char *initfile;    /* resolved path of properties.initfile, or NULL */
+  const char *config_json; /* properties.config as JSON text ("null" when absent) */
+};
+
+/* A BPF object of the same spec, passed to preload/postload. Opaque. */
+typedef struct ea_object ea_object;
+
+/* Agent services for preload/postload. All return 0 or a negative errno. */
+struct ea_object_api {
+  uint32_t size; /* sizeof(struct ea_object_api) as the agent knows it */
+  const char *(*object_name)(const ea_object *obj);
+  /* preload only: before the object is loaded into the kernel */
+  int (*set_variable)(ea_object *obj, const char *name, const void *data, uint32_t len);
+  int (*set_map_max_entries)(ea_object *obj, const char *map, uint32_t max_entries);
+  /* postload only: after load, before attach */
+  int (*map_update)(ea_object *obj, const char *map, const void *key, uint32_t key_len,
+                    const void *value, uint32_t value_len);
+  int (*map_fd)(ea_object *obj, const char *map);
+};
+
+/* Symbol signatures. */
+typedef uint32_t (*ea_plugin_abi_version_fn)(void);
+typedef int (*ea_plugin_init_fn)(const struct ea_plugin_init_args *args, void **state);
+typedef int (*ea_plugin_preload_fn)(void *state, const struct ea_object_api *api, ea_object *obj);
+typedef int (*ea_plugin_postload_fn)(void *state, const struct ea_object_api *api, ea_object *obj);
+typedef void (*ea_plugin_fini_fn)(void *state);
+typedef const char *(*ea_plugin_last_error_fn)(void *state);
+
+/* Declares the version handshake in a plugin: EA_PLUGIN_DECLARE_ABI(); */
+#define EA_PLUGIN_DECLARE_ABI() \
+  uint32_t ea_plugin_abi_version(void) { return EA_PLUGIN_ABI_VERSION; }
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EBPF_AGENT_PLUGIN_H */

@@ -1,0 +1,155 @@
+// The `kind: ebpfprogram` spec model: what the parser produces and every loader consumes.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace ea {
+
+// Where something was written, for error messages ("oom.yaml:12:7").
+struct SourcePos {
+  std::string file;
+  int line = 0;    // 1-based, 0 = unknown
+  int column = 0;  // 1-based, 0 = unknown
+  std::string str() const;  // "file:line:col"
+};
+
+// A value from YAML (number, string, bool, list, map) kept as JSON for BTF-typed encoding.
+using Value = nlohmann::json;
+
+struct VariableInit {
+  std::string name;  // a `const volatile` (.rodata) or global (.data/.bss) variable
+  Value value;
+  SourcePos pos;
+};
+
+struct MapEntry {
+  Value key;
+  Value value;
+  SourcePos pos;
+};
+
+struct MapInit {
+  std::string name;
+  std::optional<uint32_t> max_entries;  // resize before load
+  std::vector<MapEntry> entries;        // written after load
+  SourcePos pos;
+};
+
+// Attach options a SEC() name cannot carry, keyed by BPF program (function) name.
+struct AttachOptions {
+  std::string prog;
+  // uprobe / uretprobe
+  std::string binary;
+  std::string symbol;
+  std::optional<uint64_t> offset;
+  int pid = -1;  // -1 = every process
+  bool retprobe = false;
+  // perf_event
+  std::string perf_type;    // "software" | "hardware"
+  std::string perf_config;  // "cpu-clock", "task-clock", "cpu-cycles", ...
+  uint64_t frequency = 0;   // samples per second (or period when frequency == 0)
+  uint64_t period = 0;
+  // xdp / tc
+  std::string interface;
+  std::string mode;  // xdp: generic | native | offload; tc: ingress | egress
+  // cgroup-attached programs
+  std::string cgroup;
+  SourcePos pos;
+};
+
+struct EbpfObjectProps {
+  std::optional<std::vector<std::string>> progs;  // load only these BPF programs
+  std::vector<VariableInit> variables;
+  std::vector<MapInit> maps;
+  std::vector<AttachOptions> attach;
+};
+
+struct BpftraceProps {
+  std::string src;                // inline source; empty when `path` names a .bt file
+  std::vector<std::string> args;  // extra positional arguments ($1, $2 ...)
+};
+
+struct FunctionSpec {
+  std::string name;  // exported symbol of a processing function
+  std::string type;  // free-form tag from the talk (`type: default`)
+  SourcePos pos;
+};
+
+struct UserSoProps {
+  std::vector<FunctionSpec> functions;
+  std::string initfile;  // path handed to the plugin's init hook (resolved like `path`)
+  Value config;          // free-form, handed to init as JSON text
+};
+
+enum class ProgramType { EbpfObject, Bpftrace, UserSo };
+std::string_view to_string(ProgramType type);
+
+struct ProgramSpec {
+  std::string name;
+  ProgramType type = ProgramType::EbpfObject;
+  std::string path;    // as written: file://, http(s)://, ftp://, or a plain path; may be empty for bpftrace `src`
+  std::string sha256;  // lowercase hex; when set the fetched content must match
+  std::variant<EbpfObjectProps, BpftraceProps, UserSoProps> props;
+  SourcePos pos;
+};
+
+enum class DispatchStrategy {
+  Hash,        // partition by key across shards: each key keeps its order
+  RoundRobin,  // spread records evenly; no ordering guarantee
+};
+
+struct EventSpec {
+  std::string name;              // a user_so program of this spec, or "builtin"
+  DispatchStrategy dispatch = DispatchStrategy::Hash;
+  std::string key;               // record field used by `hash` (default: tgid, else pid)
+  std::string target_processor;  // function of that user_so, or a built-in processor's name
+  SourcePos pos;
+};
+
+// Output selection as in the talk: `storage: {kafka: true, tmpfs: true}`.
+struct StorageSpec {
+  std::map<std::string, bool> outputs;  // output name -> enabled
+  SourcePos pos;
+};
+
+enum class ChannelType { RingBuffer, PerfBuffer, Pipe };
+std::string_view to_string(ChannelType type);
+
+struct ChannelSpec {
+  std::string name;     // ring/perf: the map's name in an ebpf_object program
+  ChannelType type = ChannelType::RingBuffer;
+  std::string pinpath;  // pipe: FIFO path; ring/perf: optional bpffs pin of the map
+  std::string program;  // which ebpf_object/bpftrace program feeds it (optional: found by map name)
+  std::string record_struct;  // `struct: event`: C struct of the records, decoded through BTF
+  std::vector<EventSpec> events;
+  std::optional<StorageSpec> storage;
+  SourcePos pos;
+};
+
+struct Spec {
+  std::string kind;  // always "ebpfprogram"
+  std::string name;
+  std::string description;
+  std::string version;
+  std::string author;
+  std::vector<ProgramSpec> programs;
+  std::vector<ChannelSpec> channels;
+  std::vector<EventSpec> events;  // spec-level: apply to every channel that names none of its own
+  std::optional<StorageSpec> storage;
+  std::string source_file;  // where it was read from ("<inline>" when not a file)
+  std::string base_dir;     // relative paths resolve against this first
+  std::string yaml_text;    // the document as given
+
+  const ProgramSpec* find_program(std::string_view name) const;
+  const ChannelSpec* find_channel(std::string_view name) const;
+  // Events routed from a channel: its own, else the spec-level ones.
+  const std::vector<EventSpec>& events_for(const ChannelSpec& channel) const;
+};
+
+}  // namespace ea
