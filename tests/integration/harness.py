@@ -1,0 +1,133 @@
+"""Shared helpers for integration tests: run the real agent against the real kernel.
+
+Every test runs as root, makes its own uniquely named resources, and removes them even on failure
+(use `with Cleanup() as cleanup:` and register undo actions). A test that cannot run here calls
+skip(reason): it prints the reason loudly and exits 77, which ctest reports as skipped.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+BUILD_DIR = os.environ.get("EA_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
+SOURCE_DIR = os.environ.get("EA_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
+AGENT = os.path.join(BUILD_DIR, "ebpf-agent")
+
+
+def skip(reason):
+    print(f"SKIPPED: {reason}", flush=True)
+    sys.exit(77)
+
+
+def require_root():
+    if os.geteuid() != 0:
+        skip("needs root (loads BPF programs)")
+
+
+def unique(prefix):
+    """A short unique name (fits interface names: 15 chars)."""
+    return f"{prefix}{uuid.uuid4().hex[:6]}"
+
+
+def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Cleanup:
+    """Runs registered undo actions in reverse order, whatever happens."""
+
+    def __init__(self):
+        self.actions = []
+
+    def add(self, action):
+        self.actions.append(action)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for action in reversed(self.actions):
+            try:
+                action()
+            except Exception as error:  # keep undoing the rest
+                print(f"cleanup: {error}", file=sys.stderr)
+        return False
+
+
+def read_records(path):
+    """JSON-lines records written by the file sink (incomplete last line ignored)."""
+    records = []
+    if not os.path.exists(path):
+        return records
+    with open(path) as f:
+        for line in f:
+            if line.endswith("\n"):
+                records.append(json.loads(line))
+    return records
+
+
+class Agent:
+    """`ebpf-agent run` in the background, writing records to a JSON-lines file."""
+
+    def __init__(self, cleanup, specs, extra_args=(), workdir=None):
+        self.workdir = workdir or tempfile.mkdtemp(prefix="ea-test-")
+        cleanup.add(lambda: shutil.rmtree(self.workdir, ignore_errors=True))
+        self.output = os.path.join(self.workdir, "records.jsonl")
+        self.log_path = os.path.join(self.workdir, "agent.log")
+        args = [AGENT, "run", "--output", f"file:{self.output}"]
+        for spec in specs:
+            args += ["-f", spec]
+        args += list(extra_args)
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        cleanup.add(self.stop)
+
+    def records(self):
+        return read_records(self.output)
+
+    def wait_ready(self, timeout=20):
+        """Waits for the agent's 'running' log line (all specs started)."""
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"agent exited with {self.proc.returncode}:\n{self.log_text()}")
+            return "agent running" in self.log_text()
+        wait_for(ready, timeout, what="agent to start")
+
+    def log_text(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def run_agent(*args, check=False, timeout=60, input=None):
+    """Runs an ebpf-agent subcommand to completion; returns CompletedProcess with text output."""
+    return subprocess.run([AGENT, *args], capture_output=True, text=True, timeout=timeout, check=check, input=input)
+
+
+def write_file(directory, name, text):
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
