@@ -1,0 +1,127 @@
+#include "agent/runtime.h"
+
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+namespace ea {
+
+Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {}
+
+Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeOptions options) {
+  std::unique_ptr<Runtime> runtime(new Runtime(std::move(options)));
+  auto sinks = std::make_shared<SinkSet>();
+  std::vector<std::string> outputs = runtime->options_.outputs;
+  if (outputs.empty()) outputs.push_back("stdout");
+  for (const std::string& output : outputs) {
+    auto sink = make_sink(output);
+    if (!sink) return std::unexpected(sink.error());
+    sinks->push_back(std::shared_ptr<Sink>(std::move(*sink)));
+  }
+  runtime->sinks_ = std::move(sinks);
+  unsigned workers = runtime->options_.workers;
+  if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
+  runtime->pool_ = std::make_unique<ShardPool>(workers);
+  return runtime;
+}
+
+Runtime::~Runtime() { shutdown(); }
+
+Result<void> Runtime::apply(Spec spec) {
+  // Applies are serialised; the slow part (fetch, verifier) runs without blocking list().
+  std::lock_guard apply_lock(apply_mutex_);
+  std::string name = spec.name;
+  std::string version = spec.version;
+  auto prepared = LoadedSpec::prepare(std::move(spec), RuntimeContext{pool_.get(), sinks_});
+  if (!prepared) return std::unexpected(with_context(prepared.error(), fmt::format("spec '{}' not applied", name)));
+  std::unique_ptr<LoadedSpec> next = std::move(*prepared);
+
+  std::lock_guard lock(mutex_);
+  if (shut_down_) return fail("the agent is shutting down");
+
+  auto current = specs_.find(name);
+  if (current == specs_.end()) {
+    if (auto started = next->start(); !started)
+      return std::unexpected(with_context(started.error(), fmt::format("spec '{}' not applied", name)));
+    specs_.emplace(name, std::move(next));
+    spdlog::info("spec '{}' version '{}' started", name, version);
+    return {};
+  }
+
+  // Replacement: the old version hands over its hooks, FIFOs and pins to the new one.
+  LoadedSpec& previous = *current->second;
+  previous.stop();
+  if (auto started = next->start(); !started) {
+    next.reset();
+    if (auto restored = previous.start(); !restored)
+      spdlog::error("spec '{}': the previous version could not be restarted either: {}", name,
+                    restored.error().message);
+    return std::unexpected(with_context(started.error(), fmt::format("spec '{}' not replaced (previous version kept)", name)));
+  }
+  current->second = std::move(next);
+  spdlog::info("spec '{}' replaced by version '{}'", name, version);
+  return {};
+}
+
+Result<void> Runtime::remove(std::string_view name) {
+  std::lock_guard apply_lock(apply_mutex_);
+  std::unique_ptr<LoadedSpec> removed;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = specs_.find(name);
+    if (it == specs_.end()) {
+      std::vector<std::string> known;
+      for (const auto& [spec_name, spec] : specs_) known.push_back(spec_name);
+      return failf("no spec named '{}' is running (running: {})", name,
+                   known.empty() ? std::string("none") : fmt::format("{}", fmt::join(known, ", ")));
+    }
+    removed = std::move(it->second);
+    specs_.erase(it);
+  }
+  removed->stop();
+  removed.reset();  // closes objects, plugins, FIFOs, helper processes
+  for (const auto& sink : *sinks_) sink->flush();
+  spdlog::info("spec '{}' deleted", name);
+  return {};
+}
+
+bool Runtime::contains(std::string_view name) const {
+  std::lock_guard lock(mutex_);
+  return specs_.find(name) != specs_.end();
+}
+
+std::vector<std::string> Runtime::names() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> names;
+  for (const auto& [name, spec] : specs_) names.push_back(name);
+  return names;
+}
+
+nlohmann::json Runtime::list() const {
+  std::lock_guard lock(mutex_);
+  nlohmann::json specs = nlohmann::json::array();
+  for (const auto& [name, spec] : specs_) specs.push_back(spec->describe());
+  nlohmann::json sinks = nlohmann::json::array();
+  for (const auto& sink : *sinks_)
+    sinks.push_back({{"name", sink->name()},
+                     {"records", sink->counters().records.load()},
+                     {"bytes", sink->counters().bytes.load()},
+                     {"failures", sink->counters().failures.load()}});
+  return {{"specs", std::move(specs)}, {"outputs", std::move(sinks)}};
+}
+
+void Runtime::shutdown() {
+  std::map<std::string, std::unique_ptr<LoadedSpec>, std::less<>> specs;
+  {
+    std::lock_guard lock(mutex_);
+    if (shut_down_) return;
+    shut_down_ = true;
+    specs.swap(specs_);
+  }
+  for (auto& [name, spec] : specs) spec->stop();
+  specs.clear();
+  pool_->stop();
+  for (const auto& sink : *sinks_) sink->stop();
+}
+
+}  // namespace ea
