@@ -131,3 +131,53 @@ def write_file(directory, name, text):
     with open(path, "w") as f:
         f.write(text)
     return path
+
+
+class Daemon:
+    """`ebpf-agent daemon` with its own socket, specs directory and output file."""
+
+    def __init__(self, cleanup, workdir=None):
+        self.workdir = workdir or tempfile.mkdtemp(prefix="ea-daemon-")
+        cleanup.add(lambda: shutil.rmtree(self.workdir, ignore_errors=True))
+        self.socket = os.path.join(self.workdir, "agent.sock")
+        self.specs_dir = os.path.join(self.workdir, "specs.d")
+        self.output = os.path.join(self.workdir, "records.jsonl")
+        self.log_path = os.path.join(self.workdir, "daemon.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([AGENT, "daemon", "--socket", self.socket, "--specs-dir", self.specs_dir,
+                                      "--output", f"file:{self.output}"], stdout=self.log, stderr=subprocess.STDOUT)
+        cleanup.add(self.stop)
+        wait_for(lambda: os.path.exists(self.socket) or self.proc.poll() is not None, 15, what="control socket")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.log_text()}")
+
+    def ctl(self, *args):
+        return run_agent(*args, "--socket", self.socket)
+
+    def apply(self, text, name="spec.yaml"):
+        return self.ctl("apply", "-f", write_file(self.workdir, name, text))
+
+    def list(self):
+        result = self.ctl("list", "-o", "json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def records(self):
+        return read_records(self.output)
+
+    def log_text(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self.log.closed:
+            self.log.close()
+        return self.proc.returncode

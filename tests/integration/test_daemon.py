@@ -2,14 +2,9 @@
 the watched specs directory, and that nothing a spec made is left behind."""
 import json
 import os
-import signal
 import subprocess
-import sys
-import tempfile
-import time
 
-from harness import (AGENT, BUILD_DIR, Cleanup, read_records, require_root, run_agent, skip, unique, wait_for,
-                     write_file)
+from harness import BUILD_DIR, Cleanup, Daemon, require_root, skip, unique, wait_for, write_file
 
 OBJECT = os.path.join(BUILD_DIR, "tests", "bpf", "test_events.bpf.o")
 
@@ -53,30 +48,11 @@ def main():
     if not os.path.exists(OBJECT):
         skip(f"fixture {OBJECT} not built")
     with Cleanup() as cleanup:
-        work = tempfile.mkdtemp(prefix="ea-daemon-")
-        cleanup.add(lambda: subprocess.run(["rm", "-rf", work]))
-        socket_path = os.path.join(work, "agent.sock")
-        specs_dir = os.path.join(work, "specs.d")
-        output = os.path.join(work, "records.jsonl")
-        log_path = os.path.join(work, "daemon.log")
         programs_before = loaded_program_ids()
-        log = open(log_path, "w")
-        daemon = subprocess.Popen([AGENT, "daemon", "--socket", socket_path, "--specs-dir", specs_dir,
-                                   "--output", f"file:{output}"], stdout=log, stderr=subprocess.STDOUT)
-
-        def stop_daemon():
-            if daemon.poll() is None:
-                daemon.send_signal(signal.SIGTERM)
-                daemon.wait(timeout=20)
-        cleanup.add(stop_daemon)
-        wait_for(lambda: os.path.exists(socket_path), 15, what="control socket")
+        daemon = Daemon(cleanup)
+        work, socket_path, specs_dir = daemon.workdir, daemon.socket, daemon.specs_dir
         assert oct(os.stat(socket_path).st_mode & 0o777) == "0o600", "control socket must be root-only"
-
-        def ctl(*args):
-            return run_agent(*args, "--socket", socket_path)
-
-        def records():
-            return read_records(output)
+        ctl, records = daemon.ctl, daemon.records
 
         keep = unique("keep_")
         change = unique("chg_")
@@ -147,8 +123,7 @@ def main():
         wait_for(lambda: watched not in ctl("list").stdout, 15, what="removal of the spec file to unload it")
 
         # SIGTERM: flushes, detaches everything, removes the socket.
-        stop_daemon()
-        assert daemon.returncode == 0, open(log_path).read()
+        assert daemon.stop() == 0, daemon.log_text()
         assert not os.path.exists(socket_path)
         assert loaded_program_ids() == programs_before, "programs left loaded after the daemon stopped"
         print("daemon lifecycle: ok")
