@@ -14,12 +14,21 @@
  *     size needed and err_ctx.err_code = EA_ERR_RESULT_TOO_SMALL: the agent grows the buffer
  *     and calls once more.
  *   - Plugin state (from ea_plugin_init) is owned by the plugin and released in ea_plugin_fini.
+ *     When ea_plugin_init fails, ea_plugin_fini is not called: free what init allocated first.
  *   - ea_plugin_last_error() returns a string owned by the plugin, valid until the next call
  *     into the plugin from that thread.
  *
  * Threads: processing functions may be called from several worker threads at once, but the
  * records of one key (tgid by default) always arrive on the same thread, in order. Init,
  * preload, postload and fini are called from one thread, never concurrently with anything.
+ *
+ * Results: res_ctx must hold exactly one JSON object in UTF-8 (line breaks only between tokens).
+ * The agent checks every result and counts a record failed when it is not; err_code EA_SKIP
+ * emits nothing, any other non-zero err_code fails the record with err_msg as the reason.
+ *
+ * Faults: a plugin that faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL) in any hook is disabled: it is
+ * never called again (not even ea_plugin_fini) and its records count as failed until the spec is
+ * applied again. Constructors run inside dlopen() and are not guarded.
  *
  * Required symbols:   ea_plugin_abi_version, and each function named in `properties.functions`
  * Optional symbols:   ea_plugin_init, ea_plugin_preload, ea_plugin_postload, ea_plugin_fini,
@@ -84,7 +93,9 @@ struct ea_plugin_init_args {
 /* A BPF object of the same spec, passed to preload/postload. Opaque. */
 typedef struct ea_object ea_object;
 
-/* Agent services for preload/postload. All return 0 or a negative errno. */
+/* Agent services for preload/postload. All return 0 (map_fd: the fd, owned by the agent) or a
+ * negative errno: -EPERM when called in the wrong phase, -ENOENT for an unknown map, -EINVAL
+ * otherwise. The agent's reason for a failure is quoted in its error if the hook then fails. */
 struct ea_object_api {
   uint32_t size; /* sizeof(struct ea_object_api) as the agent knows it */
   const char *(*object_name)(const ea_object *obj);
