@@ -1,6 +1,7 @@
 // An `ebpf_object` program: a CO-RE .bpf.o opened, configured, loaded and attached through libbpf.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -64,10 +65,11 @@ class EbpfObject {
   ProgramSpec spec_;
   FetchedFile file_;
   bpf_object* object_ = nullptr;
-  std::vector<bpf_link*> links_;
+  std::vector<bpf_link*> links_;  // perf-event links own their perf event fds
+  std::vector<std::function<void()>> detachers_;  // attachments that are not links (TC filters, XDP modes)
   std::vector<std::string> attach_points_;
-  std::vector<int> perf_event_fds_;
   bool loaded_ = false;
+  bool attached_ = false;
   friend struct EbpfObjectAccess;
 };
 
