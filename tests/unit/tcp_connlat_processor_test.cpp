@@ -89,6 +89,23 @@ TEST(TcpConnlatProcessor, FailedConnectWithoutSocketErrorHasNoErrorField) {
   EXPECT_TRUE(fields.ends_with(R"("result":"failed"})")) << fields;
 }
 
+TEST(TcpConnlatProcessor, FormatsEdgeAddressesAndUnnamedErrors) {
+  auto processor = make_processor();
+  ASSERT_TRUE(processor);
+  connlat_event event = ipv4_event();
+  inet_pton(AF_INET, "0.0.0.0", event.saddr);
+  inet_pton(AF_INET, "255.10.0.100", event.daddr);
+  event.latency_ns = 1'000'000'050;
+  event.result = CONNLAT_FAILED;
+  event.error = 4095;  // no errno has this number
+  RecordMeta meta;
+  std::string fields;
+  ASSERT_EQ(processor->process(bytes_of(event), meta, fields), ProcessOutcome::Emitted);
+  EXPECT_NE(fields.find(R"("saddr":"0.0.0.0","daddr":"255.10.0.100",)"), std::string::npos) << fields;
+  EXPECT_NE(fields.find(R"("latency_us":1000000.050,"latency_ns":1000000050,)"), std::string::npos) << fields;
+  EXPECT_TRUE(fields.ends_with(R"("result":"failed","error":"errno 4095"})")) << fields;
+}
+
 TEST(TcpConnlatProcessor, EscapesCommAndStopsAtSixteenBytes) {
   auto processor = make_processor();
   ASSERT_TRUE(processor);
