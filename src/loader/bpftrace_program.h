@@ -1,4 +1,12 @@
 // A `bpftrace` program: the agent runs bpftrace with JSON output into the spec's pipe channel.
+//
+// Order the runtime must keep: start the pipe channel reading the output FIFO (it creates the
+// FIFO and holds it open read-write) *before* start(), and stop() the program before that
+// channel. bpftrace opens the FIFO for writing at startup, which blocks until a reader exists;
+// started the other way round, start() gives up after 20 s with an error saying so.
+//
+// Files: the script is /var/lib/ebpf-agent/bpftrace/<spec>.<program>/<program>.bt (directory
+// 0700, script 0600); stop() removes it, the FIFO if it lives in that directory, and the directory.
 #pragma once
 #include <atomic>
 #include <memory>
@@ -24,8 +32,10 @@ class BpftraceProgram {
   ~BpftraceProgram();
 
   // Starts bpftrace (-f json -o FIFO) under a supervisor thread that restarts it with back-off
-  // when it dies and marks the program failed after repeated quick deaths. Waits until bpftrace
-  // has attached its probes (or failed) before returning.
+  // (1, 2, 4 ... 30 s) when it dies and marks the program Failed after 5 deaths in a row each
+  // within 60 s of their start. Waits until bpftrace has attached its probes (or failed: the
+  // error holds bpftrace's own message) before returning. A script that ends itself (exit(),
+  // status 0) is finished, not dead: state Stopped, no restart.
   Result<void> start();
   void stop();  // idempotent: kills bpftrace, joins the supervisor, removes the script
 
