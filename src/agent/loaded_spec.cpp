@@ -34,6 +34,14 @@ std::string struct_name(const struct btf* btf, int id) {
   return name ? name : "?";
 }
 
+// "FILE:LINE:COL: program 'x': what", whether or not the loader already named the position.
+Error program_error(const ProgramSpec& program, const Error& error) {
+  std::string position = program.pos.str();
+  std::string_view message = error.message;
+  if (message.starts_with(position + ": ")) message.remove_prefix(position.size() + 2);
+  return Error{fmt::format("{}: program '{}': {}", position, program.name, message)};
+}
+
 }  // namespace
 
 LoadedSpec::LoadedSpec(Spec spec, RuntimeContext context) : spec_(std::move(spec)), context_(std::move(context)) {
@@ -85,21 +93,20 @@ Result<void> LoadedSpec::load_programs() {
   // Fetch and open everything first: plugins' preload hooks see every object before any loads.
   for (Program& program : programs_) {
     const ProgramSpec& ps = *program.spec;
-    std::string context = fmt::format("{}: program '{}'", ps.pos.str(), ps.name);
     switch (ps.type) {
       case ProgramType::EbpfObject: {
         auto file = fetch_program_file(ps.path, ps.sha256, base, ps.pos);
-        if (!file) return std::unexpected(with_context(file.error(), context));
+        if (!file) return std::unexpected(program_error(ps, file.error()));
         auto object = EbpfObject::open(ps, std::move(*file));
-        if (!object) return std::unexpected(with_context(object.error(), context));
+        if (!object) return std::unexpected(program_error(ps, object.error()));
         program.object = std::move(*object);
         break;
       }
       case ProgramType::UserSo: {
         auto file = fetch_program_file(ps.path, ps.sha256, base, ps.pos);
-        if (!file) return std::unexpected(with_context(file.error(), context));
+        if (!file) return std::unexpected(program_error(ps, file.error()));
         auto plugin = UserSoPlugin::load(spec_, ps, std::move(*file));
-        if (!plugin) return std::unexpected(with_context(plugin.error(), context));
+        if (!plugin) return std::unexpected(program_error(ps, plugin.error()));
         program.plugin = std::move(*plugin);
         break;
       }
@@ -107,14 +114,14 @@ Result<void> LoadedSpec::load_programs() {
         std::string source = std::get<BpftraceProps>(ps.props).src;
         if (!ps.path.empty()) {
           auto file = fetch_program_file(ps.path, ps.sha256, base, ps.pos);
-          if (!file) return std::unexpected(with_context(file.error(), context));
+          if (!file) return std::unexpected(program_error(ps, file.error()));
           source = std::move(file->content);
         }
         std::string fifo = default_bpftrace_output_path(spec_.name, ps.name);
         for (const ChannelSpec& channel : spec_.channels)
           if (channel.type == ChannelType::Pipe && channel.program == ps.name) fifo = channel.pinpath;
         auto bpftrace = BpftraceProgram::prepare(spec_, ps, std::move(source), fifo);
-        if (!bpftrace) return std::unexpected(with_context(bpftrace.error(), context));
+        if (!bpftrace) return std::unexpected(program_error(ps, bpftrace.error()));
         program.bpftrace = std::move(*bpftrace);
         break;
       }
@@ -130,8 +137,7 @@ Result<void> LoadedSpec::load_programs() {
   }
   for (Program& program : programs_) {
     if (!program.object) continue;
-    if (auto ok = program.object->load(); !ok)
-      return failf("{}: program '{}': {}", program.spec->pos.str(), program.spec->name, ok.error().message);
+    if (auto ok = program.object->load(); !ok) return std::unexpected(program_error(*program.spec, ok.error()));
   }
   for (Program& plugin : programs_) {
     if (!plugin.plugin) continue;
@@ -304,14 +310,11 @@ Result<void> LoadedSpec::start() {
   for (Program& program : programs_) {
     if (!program.object) continue;
     if (auto ok = program.object->attach(); !ok)
-      return undo(Error{fmt::format("{}: program '{}': {}", program.spec->pos.str(), program.spec->name,
-                                    ok.error().message)});
+      return undo(program_error(*program.spec, ok.error()));
   }
   for (Program& program : programs_) {
     if (!program.bpftrace) continue;
-    if (auto ok = program.bpftrace->start(); !ok)
-      return undo(Error{fmt::format("{}: program '{}': {}", program.spec->pos.str(), program.spec->name,
-                                    ok.error().message)});
+    if (auto ok = program.bpftrace->start(); !ok) return undo(program_error(*program.spec, ok.error()));
   }
   return {};
 }

@@ -10,7 +10,7 @@ from harness import BUILD_DIR, Cleanup, Daemon, require_root, run_agent, skip, u
 
 FIXTURES = os.path.join(BUILD_DIR, "tests")
 EVENTS_OBJECT = os.path.join(FIXTURES, "bpf", "test_events.bpf.o")
-VERIFIER_OBJECT = os.path.join(FIXTURES, "bpf", "verifier_reject.bpf.o")
+VERIFIER_OBJECT = os.path.join(FIXTURES, "bpf", "obj_rejected.bpf.o")
 KPROBE_OBJECT = os.path.join(FIXTURES, "bpf", "kprobe_only.bpf.o")
 PLUGINS = os.path.join(FIXTURES, "plugins")
 
@@ -32,7 +32,7 @@ spec:
 """
 
 
-def plugin_spec(name, plugin):
+def plugin_spec(name, plugin, function="process"):
     return f"""kind: ebpfprogram
 name: {name}
 spec:
@@ -45,13 +45,13 @@ spec:
       type: user_so
       properties:
         functions:
-          - name: process
+          - name: {function}
   channels:
     test_events:
       type: ring_buffer
   events:
     - name: decoder
-      target_processor: process
+      target_processor: {function}
 """
 
 
@@ -78,10 +78,10 @@ def cases(name):
            ["127.0.0.1"])
     if os.path.exists(VERIFIER_OBJECT):
         yield ("verifier rejection", object_spec(name, f"file://{VERIFIER_OBJECT}").replace(
-            "        variables:\n          target_tgid: " + str(os.getpid()) + "\n", ""), ["verifier"])
+            "        variables:\n          target_tgid: " + str(os.getpid()) + "\n", ""), ["invalid mem access"])
     else:
         raise AssertionError(f"fixture {VERIFIER_OBJECT} missing")
-    yield ("plugin missing its function", plugin_spec(name, "missing_symbol.so"), ["process", "missing_symbol.so"])
+    yield ("plugin missing its function", plugin_spec(name, "missing_symbol.so", "decode"), ["decode", "missing_symbol.so"])
     yield ("plugin for another ABI version", plugin_spec(name, "abi_mismatch.so"), ["ABI"])
     yield ("not a plugin", plugin_spec(name, "no_handshake.so"), ["ea_plugin_abi_version"])
 
