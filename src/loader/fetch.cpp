@@ -208,7 +208,10 @@ std::vector<std::string> program_search_path() {
   roots.emplace_back(EA_INSTALL_LIBDIR);
   std::error_code error;
   fs::path exe = fs::read_symlink("/proc/self/exe", error);
-  if (!error) roots.push_back(exe.parent_path().string());
+  if (!error) {
+    roots.push_back((exe.parent_path().parent_path() / "lib" / "ebpf-agent").string());  // relocated install
+    roots.push_back(exe.parent_path().string());                                         // build tree
+  }
 
   std::vector<std::string> dirs;
   for (const std::string& root : roots) {
