@@ -79,16 +79,17 @@ static struct mem_cgroup *task_memcg(struct task_struct *task) {
   return css ? container_of(css, struct mem_cgroup, css) : NULL;
 }
 
-// Whether the kill is confined to a memory cgroup, as the kernel would have said in oc->memcg:
-//  - where the kernel has cgroup v1 memory code (every kernel with mem_cgroup::under_oom), a
-//    memcg OOM marks the whole OOMing subtree under_oom until the kill is done — the same flag
-//    memory.oom_control shows as `under_oom` — so the victim's own memcg says it exactly;
+// Whether the kill is confined to a memory cgroup, as the kernel would have said from oc->memcg:
+//  - where the kernel has the cgroup v1 memory code (every kernel with mem_cgroup::oom_lock), a
+//    memcg OOM holds oom_lock on the whole OOMing subtree — the victim's memcg included — from
+//    before the victim is chosen until the kill is done, while a global OOM takes no memcg lock
+//    (under_oom, the flag memory.oom_control shows, is already cleared by then);
 //  - otherwise, a memcg OOM means the charge that failed found a limited counter on the victim's
 //    memory-counter chain full: usage within one maximal charge of max.
 static bool memcg_oom(struct task_struct *task) {
   struct mem_cgroup *memcg = task_memcg(task);
   if (!memcg) return false;
-  if (bpf_core_field_exists(memcg->under_oom)) return BPF_CORE_READ(memcg, under_oom) > 0;
+  if (bpf_core_field_exists(memcg->oom_lock)) return BPF_CORE_READ(memcg, oom_lock);
 
   struct page_counter *counter = __builtin_preserve_access_index(&memcg->memory);
   for (int depth = 0; depth < MAX_CGROUP_DEPTH && counter; depth++) {
