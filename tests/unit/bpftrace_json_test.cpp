@@ -1,7 +1,14 @@
 // bpftrace output lines -> record fields, through the parser and the "bpftrace_default" processor.
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
 #include <nlohmann/json.hpp>
+
+#include <ebpf_agent/plugin.h>
 
 #include "pipeline/bpftrace_json.h"
 #include "pipeline/processor.h"
@@ -193,6 +200,71 @@ TEST(BpftraceDefaultProcessor, IsRegisteredAndFillsTheEnvelope) {
   EXPECT_EQ((*processor)->process(bytes("{oops"), control_meta, fields), ProcessOutcome::Failed);
   EXPECT_TRUE(fields.empty());
   EXPECT_NE((*processor)->error().find("not valid JSON"), std::string::npos);
+}
+
+// The same parser behind the user_so C ABI: bpftrace_default.so as the talk's spec loads it.
+class BpftraceDefaultPluginTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string path = EA_BUILD_DIR "/plugins/bpftrace_default.so";
+    if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " is not built (ninja bpftrace_default)";
+    handle_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    ASSERT_NE(handle_, nullptr) << dlerror();
+    auto version = reinterpret_cast<ea_plugin_abi_version_fn>(dlsym(handle_, "ea_plugin_abi_version"));
+    ASSERT_NE(version, nullptr);
+    EXPECT_EQ(version(), EA_PLUGIN_ABI_VERSION);
+    process_ = reinterpret_cast<ea_process_fn>(dlsym(handle_, "process"));
+    ASSERT_NE(process_, nullptr);
+  }
+  void TearDown() override {
+    if (handle_) dlclose(handle_);
+  }
+
+  // Calls process() on `line` with a `capacity`-byte result buffer, as the agent does.
+  ea_tracer_ctx call(std::string_view line, uint32_t capacity) {
+    result_.assign(capacity, 0);
+    ea_tracer_ctx ctx{};
+    ctx.abi_version = EA_PLUGIN_ABI_VERSION;
+    ctx.ring_ctx.data = reinterpret_cast<const uint8_t*>(line.data());
+    ctx.ring_ctx.len = static_cast<uint32_t>(line.size());
+    ctx.res_ctx.data = result_.data();
+    ctx.res_ctx.cap = capacity;
+    ctx.meta.pid = -1;
+    ctx.meta.tgid = -1;
+    process_(&ctx);
+    return ctx;
+  }
+
+  void* handle_ = nullptr;
+  ea_process_fn process_ = nullptr;
+  std::vector<uint8_t> result_;
+};
+
+TEST_F(BpftraceDefaultPluginTest, GivesTheBuiltinsRecordAndAsksForRoomWhenShort) {
+  std::string_view line = R"({"type": "printf", "data": "OOM KILL: ts=1 pid=4242 tgid=4240 comm=stress msg=Out of memory\n"})";
+  OutputLineParser parser;
+  ASSERT_EQ(parser.parse(line), LineOutcome::Record);
+
+  ea_tracer_ctx small = call(line, 8);
+  EXPECT_EQ(small.err_ctx.err_code, EA_ERR_RESULT_TOO_SMALL);
+  EXPECT_EQ(small.res_ctx.len, parser.fields().size()) << "the size it needs";
+
+  ea_tracer_ctx ctx = call(line, small.res_ctx.len);
+  ASSERT_EQ(ctx.err_ctx.err_code, EA_OK) << ctx.err_ctx.err_msg;
+  EXPECT_EQ(std::string_view(reinterpret_cast<const char*>(result_.data()), ctx.res_ctx.len), parser.fields());
+  EXPECT_EQ(ctx.meta.pid, 4242);
+  EXPECT_EQ(ctx.meta.tgid, 4240);
+  EXPECT_STREQ(ctx.meta.comm, "stress");
+}
+
+TEST_F(BpftraceDefaultPluginTest, SkipsControlLinesAndRefusesJunk) {
+  EXPECT_EQ(call(R"({"type": "attached_probes", "data": {"probes": 1}})", 256).err_ctx.err_code, EA_SKIP);
+  ea_tracer_ctx junk = call("{junk", 256);
+  EXPECT_NE(junk.err_ctx.err_code, EA_OK);
+  EXPECT_NE(junk.err_ctx.err_code, EA_SKIP);
+  EXPECT_NE(junk.err_ctx.err_code, EA_ERR_RESULT_TOO_SMALL);
+  EXPECT_NE(std::string(junk.err_ctx.err_msg).find("not valid JSON"), std::string::npos) << junk.err_ctx.err_msg;
+  EXPECT_EQ(junk.res_ctx.len, 0u);
 }
 
 }  // namespace
