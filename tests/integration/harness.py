@@ -80,12 +80,12 @@ def read_records(path):
 class Agent:
     """`ebpf-agent run` in the background, writing records to a JSON-lines file."""
 
-    def __init__(self, cleanup, specs, extra_args=(), workdir=None):
+    def __init__(self, cleanup, specs, extra_args=(), workdir=None, binary=AGENT):
         self.workdir = workdir or tempfile.mkdtemp(prefix="ea-test-")
         cleanup.add(lambda: shutil.rmtree(self.workdir, ignore_errors=True))
         self.output = os.path.join(self.workdir, "records.jsonl")
         self.log_path = os.path.join(self.workdir, "agent.log")
-        args = [AGENT, "run", "--output", f"file:{self.output}"]
+        args = [binary, "run", "--output", f"file:{self.output}"]
         for spec in specs:
             args += ["-f", spec]
         args += list(extra_args)
