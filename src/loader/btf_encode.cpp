@@ -167,14 +167,14 @@ class Encoder {
   Result<void> encode(uint32_t type_id, const Value& value, std::span<std::byte> out, const std::string& path,
                       int depth) {
     if (depth > kMaxBtfDepth) return failf("{}: type nested too deeply", path);
-    uint32_t resolved_id = 0;
-    const btf_type* type = skip_btf_modifiers(btf_, type_id, &resolved_id);
+    // Messages name the type as declared (`__u16`, not `unsigned short`); the encoding uses what it resolves to.
+    const btf_type* type = skip_btf_modifiers(btf_, type_id);
     if (!type) return failf("{}: has no type information (void or broken BTF)", path);
     if (value.is_null()) return failf("{}: no value given for {}", path, btf_type_name(btf_, type_id));
     switch (btf_kind(type)) {
-      case BTF_KIND_INT: return encode_int(resolved_id, type, value, out, path);
+      case BTF_KIND_INT: return encode_int(type_id, type, value, out, path);
       case BTF_KIND_ENUM:
-      case BTF_KIND_ENUM64: return encode_enum(resolved_id, type, value, out, path);
+      case BTF_KIND_ENUM64: return encode_enum(type_id, type, value, out, path);
       case BTF_KIND_PTR: {
         auto number = to_integer(value, path);
         if (!number) return std::unexpected(number.error());
@@ -184,9 +184,9 @@ class Encoder {
         return {};
       }
       case BTF_KIND_FLOAT: return encode_float(type, value, out, path);
-      case BTF_KIND_ARRAY: return encode_array(resolved_id, type, value, out, path, depth);
+      case BTF_KIND_ARRAY: return encode_array(type_id, type, value, out, path, depth);
       case BTF_KIND_STRUCT:
-      case BTF_KIND_UNION: return encode_composite(resolved_id, type, value, out, path, depth);
+      case BTF_KIND_UNION: return encode_composite(type_id, type, value, out, path, depth);
       case BTF_KIND_VAR: return encode(type->type, value, out, path, depth + 1);
       default:
         return failf("{}: values of type {} cannot be given in a spec", path, btf_type_name(btf_, type_id));

@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -144,6 +145,27 @@ Result<std::vector<std::byte>> encode_map_value(const bpf_object* object, uint32
   return bytes;
 }
 
+// libbpf 1.1 points the memory of .rodata/.data/.bss at the kernel's maps only in skeleton loads.
+// Doing the same here makes globals read or written after load (counters, knobs) the live ones.
+Result<void> map_globals_to_kernel(bpf_object* object) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  bpf_map* map;
+  bpf_object__for_each_map(map, object) {
+    if (!bpf_map__is_internal(map) || !(bpf_map__map_flags(map) & BPF_F_MMAPABLE)) continue;
+    size_t size = 0;
+    void* memory = const_cast<void*>(bpf_map__initial_value(map, &size));
+    if (!memory) continue;
+    // The size libbpf gave this memory at open (and unmaps at close).
+    size_t length = (bpf_map__value_size(map) + 7) / 8 * 8 * bpf_map__max_entries(map);
+    length = (length + page - 1) / page * page;
+    int protection = bpf_map__map_flags(map) & BPF_F_RDONLY_PROG ? PROT_READ : PROT_READ | PROT_WRITE;
+    if (mmap(memory, length, protection, MAP_SHARED | MAP_FIXED, bpf_map__fd(map), 0) == MAP_FAILED) {
+      return failf("mapping the memory of {} failed: {}", bpf_map__name(map), std::strerror(errno));
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<std::unique_ptr<EbpfObject>> EbpfObject::open(const ProgramSpec& program, FetchedFile file) {
@@ -172,29 +194,28 @@ Result<std::unique_ptr<EbpfObject>> EbpfObject::open(const ProgramSpec& program,
     for (const std::string& entry : *props->progs) {
       auto alternatives = split_alternatives(entry);
       if (alternatives.empty()) return failf("{}: `progs` has an empty entry", where);
-      std::vector<std::string> reasons;
+      std::vector<std::string> reasons;  // why each unavailable alternative cannot run here
+      std::optional<std::string> available;
       for (const std::string& name : alternatives) {
         const bpf_program* candidate = bpf_object__find_program_by_name(object, name.c_str());
         if (!candidate) {
           return failf("{}: `progs` names '{}', which {} does not have; its programs: {}", where, name,
                        self->file_.origin, list_or_none(program_names(object)));
         }
+        if (available) continue;  // every name is still checked for typos
         std::string why;
-        if (!kernel_has_hook(hook_family(bpf_program__section_name(candidate)), &why)) {
-          reasons.push_back(fmt::format("{} (SEC(\"{}\")): {}", name, bpf_program__section_name(candidate), why));
+        if (kernel_has_hook(hook_family(bpf_program__section_name(candidate)), &why)) {
+          available = name;
+        } else {
+          reasons.push_back(fmt::format("BPF program '{}' (SEC(\"{}\")) cannot run here: {}", name,
+                                        bpf_program__section_name(candidate), why));
         }
       }
-      auto available = std::ranges::find_if(alternatives, [&](const std::string& name) {
-        const bpf_program* candidate = bpf_object__find_program_by_name(object, name.c_str());
-        return kernel_has_hook(hook_family(bpf_program__section_name(candidate)));
-      });
-      if (available == alternatives.end()) {
-        return failf("{}: none of the `progs` alternatives '{}' can run on this kernel: {}", where, entry,
+      if (!available) {
+        return failf("{}: {}: use a tracepoint/tp_btf variant (see `progs: \"a|b\"`)", where,
                      fmt::join(reasons, "; "));
       }
-      if (available != alternatives.begin()) {
-        spdlog::info("{}: using BPF program '{}' ({})", where, *available, fmt::join(reasons, "; "));
-      }
+      if (!reasons.empty()) spdlog::info("{}: using BPF program '{}'; {}", where, *available, fmt::join(reasons, "; "));
       chosen.insert(*available);
     }
     bpf_program* program_it;
@@ -262,6 +283,10 @@ Result<void> EbpfObject::set_variable(std::string_view name, std::span<const std
                  "before load",
                  name_, name, variable->section);
   }
+  if (loaded_ && !(bpf_map__map_flags(variable->map) & BPF_F_MMAPABLE)) {
+    return failf("program '{}': variable '{}' cannot change after load on this kernel (its map is not mmapable)",
+                 name_, name);
+  }
   auto storage = variable_bytes(*variable);
   if (storage.empty()) return failf("program '{}': variable '{}' has no memory to write to", name_, name);
   std::ranges::copy(bytes, storage.begin());
@@ -305,6 +330,7 @@ Result<void> EbpfObject::load() {
     return fail(std::move(message));
   }
   loaded_ = true;
+  if (auto mapped = map_globals_to_kernel(object_); !mapped) return failf("{}: {}", where, mapped.error().message);
 
   const auto& props = std::get<EbpfObjectProps>(spec_.props);
   for (const MapInit& init : props.maps) {

@@ -8,10 +8,12 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 
@@ -46,12 +48,21 @@ std::string prepare_bpffs() {
       kBpffsDir, errno_text(errno), kBpffsDir);
 }
 
+// Since 5.11 BPF memory is charged to the memory cgroup and RLIMIT_MEMLOCK no longer applies.
+bool kernel_charges_bpf_to_memcg() {
+  utsname name{};
+  int major = 0;
+  int minor = 0;
+  if (uname(&name) != 0 || std::sscanf(name.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 5 || (major == 5 && minor >= 11);
+}
+
 std::string raise_memlock_limit() {
   rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
-  if (setrlimit(RLIMIT_MEMLOCK, &unlimited) == 0) return {};
+  if (setrlimit(RLIMIT_MEMLOCK, &unlimited) == 0 || kernel_charges_bpf_to_memcg()) return {};
   return fmt::format(
-      "cannot lift RLIMIT_MEMLOCK ({}): on kernels before 5.11 maps and programs may fail to load with "
-      "\"Operation not permitted\" (run as root or raise the limit)",
+      "cannot lift RLIMIT_MEMLOCK ({}): kernels before 5.11 count BPF maps and programs against it, so loads may "
+      "fail with \"Operation not permitted\" (raise it, e.g. `ulimit -l unlimited`, or LimitMEMLOCK=infinity)",
       errno_text(errno));
 }
 

@@ -262,7 +262,7 @@ Result<Attachment> attach_xdp(bpf_program* program, const AttachOptions* options
   }
   uint32_t flags = 0;
   if (mode == "generic" || mode == "skb") flags = XDP_FLAGS_SKB_MODE;
-  else if (mode == "native" || mode == "driver") flags = XDP_FLAGS_DRV_MODE;
+  else if (mode == "native" || mode == "drv") flags = XDP_FLAGS_DRV_MODE;
   else return failf("XDP mode '{}' is unknown: use generic or native", mode);
   // A BPF link (not netlink) so the program is detached even if the agent dies.
   LIBBPF_OPTS(bpf_link_create_opts, link_opts, .flags = flags);
