@@ -208,6 +208,16 @@ struct BpftraceProgram::Impl {
       spdlog::warn("bpftrace program '{}': leaving {}: {}", label, state_dir, strerror(errno));
   }
 
+  // bpftrace would create a regular file in place of a missing FIFO and fill it unread.
+  Result<void> check_output_fifo() const {
+    struct stat status {};
+    bool exists = lstat(owner.output_fifo_.c_str(), &status) == 0;
+    if (exists && S_ISFIFO(status.st_mode)) return {};
+    return failf("the output FIFO {} {}: the pipe channel that creates and reads it must be started before the "
+                 "program",
+                 owner.output_fifo_, exists ? "is not a FIFO" : "does not exist");
+  }
+
   std::vector<std::string> command() const {
     std::vector<std::string> argv{"bpftrace", "-f", "json", "-o", owner.output_fifo_, "--", script_path};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -285,6 +295,7 @@ struct BpftraceProgram::Impl {
       RunEnd end;
       // Rewritten for every run, so a script removed behind our back does not kill the program.
       auto files = write_files();
+      if (files) files = check_output_fifo();
       Result<ChildProcess> child =
           files ? ChildProcess::spawn(bpftrace, command()) : Result<ChildProcess>(std::unexpected(files.error()));
       if (!child) {

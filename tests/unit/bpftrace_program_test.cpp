@@ -126,7 +126,8 @@ TEST_F(BpftraceProgramTest, OutputReachesTheFifoAndAKilledBpftraceIsRestarted) {
   EXPECT_TRUE(wait_until([&] { return saw_line_containing("tick", second_run); }, 10s))
       << "output resumes through the same FIFO:\n"
       << all_lines();
-  EXPECT_EQ(program.state(), BpftraceProgram::State::Running);
+  EXPECT_TRUE(wait_until([&] { return program.state() == BpftraceProgram::State::Running; }, 5s))
+      << "the supervisor sees the attach at its next tick";
 
   program.stop();
   EXPECT_EQ(program.state(), BpftraceProgram::State::Stopped);
@@ -175,6 +176,19 @@ TEST_F(BpftraceProgramTest, GivesUpAfterRepeatedQuickDeaths) {
   EXPECT_EQ(program.restarts(), 4);
   EXPECT_NE(program.state_detail().find("gave up"), std::string::npos) << program.state_detail();
   EXPECT_EQ(program.pid(), -1);
+}
+
+TEST_F(BpftraceProgramTest, StartingBeforeThePipeChannelIsRefused) {
+  auto prepared = BpftraceProgram::prepare(spec_, program_, kTicker, fifo_);
+  ASSERT_TRUE(prepared.has_value()) << prepared.error().message;
+  program_ptr_ = std::move(*prepared);
+  auto started = program_ptr_->start();
+  ASSERT_FALSE(started.has_value());
+  EXPECT_NE(started.error().message.find("does not exist: the pipe channel"), std::string::npos)
+      << started.error().message;
+  EXPECT_FALSE(fs::exists(fifo_)) << "bpftrace never ran, so it made no regular file there";
+  program_ptr_->stop();
+  EXPECT_FALSE(fs::exists(state_dir_));
 }
 
 TEST(BpftraceProgram, RefusesUnsafeNamesAndEmptySources) {
