@@ -316,13 +316,14 @@ struct UserSoPlugin::Impl : LoadedPlugin {};
 Result<std::shared_ptr<UserSoPlugin>> UserSoPlugin::load(const Spec& spec, const ProgramSpec& program,
                                                           FetchedFile file) {
   const auto* props = std::get_if<UserSoProps>(&program.props);
-  if (!props) return failf("{}: program '{}' is not a user_so program", program.pos.str(), program.name);
+  if (!props) return failf("program '{}' is not a user_so program", program.name);
 
   auto impl = std::make_shared<Impl>();
   impl->program = program.name;
   impl->spec_name = spec.name;
   impl->origin = file.origin.empty() ? file.local_path : file.origin;
-  const std::string where = fmt::format("{}: {}", program.pos.str(), impl->origin);
+  // The caller prefixes the program's name and position; messages here start with the file.
+  const std::string& where = impl->origin;
 
   // The plugin's constructors run inside dlopen, unguarded: a fault there would leave the dynamic
   // loader's lock held, which no guard can recover from.
@@ -342,7 +343,7 @@ Result<std::shared_ptr<UserSoPlugin>> UserSoPlugin::load(const Spec& spec, const
   auto ask_version = [&] { version = abi_version(); };
   if (auto crash = call_guarded(ask_version)) {
     impl->mark_crashed(*crash, "ea_plugin_abi_version");
-    return failf("{}: {}", program.pos.str(), impl->crash_message);
+    return fail(impl->crash_message);
   }
   if (version != EA_PLUGIN_ABI_VERSION)
     return failf("{}: built for plugin ABI v{}, this agent speaks v{}: rebuild it against this agent's "
@@ -360,10 +361,10 @@ Result<std::shared_ptr<UserSoPlugin>> UserSoPlugin::load(const Spec& spec, const
   }
   if (!missing.empty()) {
     const FunctionSpec& first = *std::ranges::find(props->functions, missing.front(), &FunctionSpec::name);
-    return failf("{}: {} does not export {} {} (named in properties.functions): define {} as "
+    return failf("{} does not export {} {} (properties.functions at {}): define {} as "
                  "`void NAME(struct ea_tracer_ctx *ctx)` with C linkage (extern \"C\" in C++), not static",
-                 first.pos.str(), impl->origin, missing.size() == 1 ? "symbol" : "symbols",
-                 fmt::join(missing, ", "), missing.size() == 1 ? "it" : "them");
+                 where, missing.size() == 1 ? "symbol" : "symbols", fmt::join(missing, ", "), first.pos.str(),
+                 missing.size() == 1 ? "it" : "them");
   }
 
   impl->init = find_symbol<ea_plugin_init_fn>(impl->handle, "ea_plugin_init");
@@ -381,7 +382,7 @@ Result<std::shared_ptr<UserSoPlugin>> UserSoPlugin::load(const Spec& spec, const
     std::string initfile;
     if (!props->initfile.empty()) {
       auto resolved = resolve_local_path(props->initfile, spec.base_dir);
-      if (!resolved) return std::unexpected(with_context(resolved.error(), fmt::format("{}: properties.initfile", program.pos.str())));
+      if (!resolved) return std::unexpected(with_context(resolved.error(), "properties.initfile"));
       initfile = *resolved;
     }
     std::string config = props->config.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -397,7 +398,7 @@ Result<std::shared_ptr<UserSoPlugin>> UserSoPlugin::load(const Spec& spec, const
     auto init = [&] { code = impl->init(&args, &state); };
     if (auto crash = call_guarded(init)) {
       impl->mark_crashed(*crash, "ea_plugin_init");
-      return failf("{}: {}", program.pos.str(), impl->crash_message);
+      return fail(impl->crash_message);
     }
     impl->state = state;
     if (code != 0)
