@@ -15,7 +15,6 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <future>
 #include <optional>
 
@@ -109,12 +108,15 @@ struct SyscallState {
 };
 
 SyscallState syscall_state(pid_t pid) {
-  std::ifstream file(fmt::format("/proc/{}/syscall", pid));
-  std::string first;
-  if (!(file >> first)) return {};
-  long number = 0;
-  auto [end, error] = std::from_chars(first.data(), first.data() + first.size(), number);
-  if (error != std::errc() || number < 0) return {true, std::nullopt};  // "running", or -1: not in a syscall
+  int fd = open(fmt::format("/proc/{}/syscall", pid).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  char text[32] = {};
+  ssize_t length = read(fd, text, sizeof(text) - 1);
+  close(fd);
+  if (length <= 0) return {};
+  long number = 0;  // the first field: a number, -1 (not in a syscall) or "running"
+  auto [end, error] = std::from_chars(text, text + length, number);
+  if (error != std::errc() || number < 0) return {true, std::nullopt};
   return {true, number};
 }
 
