@@ -336,7 +336,7 @@ Result<std::shared_ptr<UserSoPlugin>> UserSoPlugin::load(const Spec& spec, const
 
   auto abi_version = find_symbol<ea_plugin_abi_version_fn>(impl->handle, "ea_plugin_abi_version");
   if (!abi_version)
-    return failf("{}: not an ebpf-agent plugin: missing symbol ea_plugin_abi_version (add EA_PLUGIN_DECLARE_ABI(); "
+    return failf("{}: not an ebpf-agent plugin: missing symbol ea_plugin_abi_version (add EA_PLUGIN_DECLARE_ABI() "
                  "from include/ebpf_agent/plugin.h)",
                  where);
   uint32_t version = 0;
