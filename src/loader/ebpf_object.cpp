@@ -51,7 +51,9 @@ bpf_map* find_user_map(bpf_object* object, std::string_view name) {
   return map && !bpf_map__is_internal(map) ? map : nullptr;
 }
 
-std::string list_or_none(const std::vector<std::string>& names) {
+// "a, b, c" sorted, for "unknown X; its Xs: ..." messages.
+std::string list_or_none(std::vector<std::string> names) {
+  std::ranges::sort(names);
   return names.empty() ? std::string("(none)") : fmt::format("{}", fmt::join(names, ", "));
 }
 

@@ -125,7 +125,9 @@ EbpfObjectProps configured_types() {
       {Value::parse(R"({"addr": 2130706433, "port": 80, "proto": 6})"), Value::parse(R"({"hits": 1234, "label": "lo"})"), {}});
   MapInit untyped{.name = "untyped"};
   untyped.entries.push_back({1, "0x0807060504030201", {}});
-  props.maps = {conns, untyped};
+  MapInit per_cpu{.name = "per_cpu_totals"};
+  per_cpu.entries.push_back({1, 9, {}});
+  props.maps = {conns, untyped, per_cpu};
   return props;
 }
 
@@ -198,6 +200,11 @@ TEST(EbpfObject, MapEntriesAndSizesReachTheKernel) {
   ASSERT_EQ(bpf_map_lookup_elem((*object)->map_fd("untyped"), &untyped_key, &untyped_value), 0);
   EXPECT_EQ(untyped_value, 0x0102030405060708u);
 
+  int cpus = libbpf_num_possible_cpus();
+  std::vector<uint64_t> totals(static_cast<size_t>(cpus));
+  ASSERT_EQ(bpf_map_lookup_elem((*object)->map_fd("per_cpu_totals"), &untyped_key, totals.data()), 0);
+  EXPECT_EQ(totals, std::vector<uint64_t>(static_cast<size_t>(cpus), 9)) << "one value given to every CPU";
+
   ConnKey other{1, 2, 3};
   ConnValue other_value{7, "x"};
   ASSERT_TRUE((*object)->map_update("conns", std::as_bytes(std::span(&other, 1)), std::as_bytes(std::span(&other_value, 1))));
@@ -238,13 +245,13 @@ TEST(EbpfObject, UnknownNamesListWhatTheObjectHas) {
   prog.progs = std::vector<std::string>{"emit_events"};
   EXPECT_TRUE(contains(error_of(open_fixture("obj_types", prog)),
                        "`progs` names 'emit_events', which " EA_BUILD_DIR
-                       "/tests/bpf/obj_types.bpf.o does not have; its programs: probe_config, emit_event"));
+                       "/tests/bpf/obj_types.bpf.o does not have; its programs: emit_event, probe_config"));
 
   EbpfObjectProps map;
   map.maps = {MapInit{.name = "con", .max_entries = 4}};
   EXPECT_EQ(error_of(open_fixture("obj_types", map)),
             "t.yaml:5:7: program 't_obj_types': " EA_BUILD_DIR
-            "/tests/bpf/obj_types.bpf.o has no map 'con'; its maps: conns, events, untyped");
+            "/tests/bpf/obj_types.bpf.o has no map 'con'; its maps: conns, events, per_cpu_totals, untyped");
 
   EbpfObjectProps attach;
   attach.attach = {AttachOptions{.prog = "emit", .interface = "lo"}};
