@@ -210,7 +210,7 @@ Result<std::shared_ptr<Route>> LoadedSpec::make_route(const Channel& channel, co
                                                       const struct btf* btf, int struct_id) {
   const ChannelSpec& cs = *channel.spec;
   auto route = std::make_shared<Route>();
-  route->origin = RecordOrigin{spec_.name, channel.source_program, cs.name};
+  route->origin = RecordOrigin{spec_.name, channel.source_program, cs.name, ""};
   route->sinks = context_.sinks;
   ProcessorContext pc{.spec = &spec_, .channel = &cs, .event = event, .record_btf = btf, .record_type_id = struct_id};
 
@@ -222,27 +222,27 @@ Result<std::shared_ptr<Route>> LoadedSpec::make_route(const Channel& channel, co
       auto plugin_factory = program->plugin->processor(event->target_processor);
       if (!plugin_factory) return std::unexpected(with_context(plugin_factory.error(), event->pos.str()));
       factory = std::move(*plugin_factory);
-      route->processor_name = event->name + ":" + event->target_processor;
+      route->origin.processor = event->name + ":" + event->target_processor;
     } else if (event->name == "builtin") {
       const ProcessorFactory* builtin = find_builtin_processor(event->target_processor);
       if (!builtin)
         return failf("{}: event '{}': no built-in processor '{}' (built-ins: {})", event->pos.str(), event->name,
                      event->target_processor, fmt::join(builtin_processor_names(), ", "));
       factory = *builtin;
-      route->processor_name = "builtin:" + event->target_processor;
+      route->origin.processor = "builtin:" + event->target_processor;
     } else {
       return failf("{}: event '{}': not a user_so program of spec '{}' — name a user_so program or `builtin`",
                    event->pos.str(), event->name, spec_.name);
     }
   } else if (cs.type == ChannelType::Pipe) {
     factory = *find_builtin_processor("bpftrace_default");
-    route->processor_name = "builtin:bpftrace_default";
+    route->origin.processor = "builtin:bpftrace_default";
   } else if (struct_id > 0) {
     factory = [](const ProcessorContext& c) { return make_btf_decoder(c.record_btf, c.record_type_id); };
-    route->processor_name = "btf:struct " + struct_name(btf, struct_id);
+    route->origin.processor = "btf:struct " + struct_name(btf, struct_id);
   } else {
     factory = *find_builtin_processor("raw");
-    route->processor_name = "builtin:raw";
+    route->origin.processor = "builtin:raw";
   }
   if (struct_id > 0) route->key = find_key_field(btf, struct_id, event ? event->key : std::string_view());
   if (event && !event->key.empty() && !route->key)
@@ -251,7 +251,7 @@ Result<std::shared_ptr<Route>> LoadedSpec::make_route(const Channel& channel, co
   for (unsigned shard = 0; shard < context_.pool->size(); ++shard) {
     auto processor = factory(pc);
     if (!processor)
-      return failf("{}: channel '{}' processor {}: {}", cs.pos.str(), cs.name, route->processor_name,
+      return failf("{}: channel '{}' processor {}: {}", cs.pos.str(), cs.name, route->origin.processor,
                    processor.error().message);
     route->processors.push_back(std::move(*processor));
   }
@@ -368,7 +368,7 @@ nlohmann::json LoadedSpec::describe() const {
     json routes = json::array();
     for (const auto& route : channel.routes) {
       const RouteCounters& counters = route->counters;
-      routes.push_back({{"processor", route->processor_name},
+      routes.push_back({{"processor", route->origin.processor},
                         {"received", counters.received.load()},
                         {"emitted", counters.emitted.load()},
                         {"skipped", counters.skipped.load()},

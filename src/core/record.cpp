@@ -39,6 +39,8 @@ void append_json_line(const Record& record, std::string_view fields, std::string
   append_json_escaped(record.origin->program, out);
   out += "\",\"channel\":\"";
   append_json_escaped(record.origin->channel, out);
+  out += "\",\"processor\":\"";
+  append_json_escaped(record.origin->processor, out);
   out += '"';
   if (record.pid >= 0) fmt::format_to(it, ",\"pid\":{}", record.pid);
   if (record.tgid >= 0) fmt::format_to(it, ",\"tgid\":{}", record.tgid);

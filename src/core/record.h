@@ -11,8 +11,9 @@ namespace ea {
 // Which spec/program/channel a record came from; lives as long as the route that made it.
 struct RecordOrigin {
   std::string spec;
-  std::string program;
+  std::string program;    // the program that produced the data (BPF object or bpftrace)
   std::string channel;
+  std::string processor;  // what decoded it: "oom_user:process", "builtin:tcp_connlat", "btf:struct x"
 };
 
 // Identity fields a processor fills when it knows them.
@@ -47,7 +48,7 @@ struct RecordBatch {
 };
 
 // Appends one JSON line: {"time":...,"host":...,"spec":...,"program":...,"channel":...,
-// "pid":...,"tgid":...,"comm":...,"data":{fields}}\n
+// "processor":...,"pid":...,"tgid":...,"comm":...,"data":{fields}}\n
 void append_json_line(const Record& record, std::string_view fields, std::string_view host, std::string& out);
 
 // Appends `text` JSON-escaped (no quotes).

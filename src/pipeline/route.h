@@ -32,7 +32,6 @@ using SinkSet = std::vector<std::shared_ptr<Sink>>;
 
 struct Route {
   RecordOrigin origin;
-  std::string processor_name;  // "oom_user:process", "builtin:tcp_connlat", "btf:struct oom_event"
   DispatchStrategy strategy = DispatchStrategy::Hash;
   std::optional<KeyField> key;
   std::vector<std::unique_ptr<Processor>> processors;  // one per shard

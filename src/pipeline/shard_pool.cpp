@@ -18,7 +18,7 @@ void log_failure(Route& route, const Processor& processor) {
   if (now - last < kErrorLogIntervalNs) return;
   if (!route.last_error_log_ns.compare_exchange_strong(last, now)) return;
   spdlog::warn("spec '{}' channel '{}' processor {}: {} ({} failed so far)", route.origin.spec, route.origin.channel,
-               route.processor_name, processor.error(), route.counters.failed.load());
+               route.origin.processor, processor.error(), route.counters.failed.load());
 }
 
 }  // namespace

@@ -61,8 +61,8 @@ class CaptureSink : public Sink {
 
 std::shared_ptr<Route> make_test_route(unsigned shards, DispatchStrategy strategy, std::shared_ptr<Sink> sink) {
   auto route = std::make_shared<Route>();
-  route->origin = {"spec", "prog", "chan"};
-  route->processor_name = "test";
+  route->origin = {"spec", "prog", "chan", "test"};
+  route->origin.processor = "test";
   route->strategy = strategy;
   route->key = KeyField{offsetof(TestRecord, tgid), sizeof(uint32_t)};
   for (unsigned i = 0; i < shards; ++i) route->processors.push_back(std::make_unique<SequenceProcessor>(i));
@@ -166,6 +166,7 @@ TEST(Envelope, JsonLineCarriesIdentityAndEscapes) {
   EXPECT_EQ(json["time"], 1234);
   EXPECT_EQ(json["host"], "host");
   EXPECT_EQ(json["spec"], "sp\"ec");
+  EXPECT_EQ(json["processor"], "");
   EXPECT_EQ(json["pid"], 10);
   EXPECT_EQ(json["tgid"], 9);
   EXPECT_EQ(json["comm"], "a\nb");
