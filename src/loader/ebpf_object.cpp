@@ -29,6 +29,16 @@ std::string at(const SourcePos& pos) {
   return where.empty() ? where : where + ": ";
 }
 
+// Errors point at the property's own position when it has one, else at the program's.
+const SourcePos& most_precise(const SourcePos& property, const SourcePos& program) {
+  return property.line > 0 ? property : program;
+}
+
+// "file:line:col: program 'NAME'"
+std::string program_at(const SourcePos& property, const SourcePos& program, std::string_view name) {
+  return fmt::format("{}program '{}'", at(most_precise(property, program)), name);
+}
+
 std::vector<std::string> program_names(bpf_object* object) {
   std::vector<std::string> names;
   bpf_program* program;
@@ -178,7 +188,8 @@ Result<std::unique_ptr<EbpfObject>> EbpfObject::open(const ProgramSpec& program,
   self->spec_ = program;
   // libbpf parses the ELF in place until load, so the bytes live in the object from now on.
   self->file_ = std::move(file);
-  const std::string where = fmt::format("{}program '{}'", at(program.pos), program.name);
+  const std::string where = program_at(program.pos, program.pos, program.name);
+  auto where_at = [&](const SourcePos& property) { return program_at(property, program.pos, program.name); };
 
   LibbpfLogCapture log;
   LIBBPF_OPTS(bpf_object_open_opts, open_opts, .object_name = self->name_.c_str());
@@ -229,38 +240,38 @@ Result<std::unique_ptr<EbpfObject>> EbpfObject::open(const ProgramSpec& program,
   for (const AttachOptions& options : props->attach) {
     const bpf_program* target = bpf_object__find_program_by_name(object, options.prog.c_str());
     if (!target) {
-      return failf("{}{}: `attach` names '{}', which {} does not have; its programs: {}", at(options.pos), where,
+      return failf("{}: `attach` names '{}', which {} does not have; its programs: {}", where_at(options.pos),
                    options.prog, self->file_.origin, list_or_none(program_names(object)));
     }
     auto checked = check_attach_options(target, options);
     if (!checked) {
-      return failf("{}{}: attach options for '{}': {}", at(options.pos), where, options.prog, checked.error().message);
+      return failf("{}: attach options for '{}': {}", where_at(options.pos), options.prog, checked.error().message);
     }
   }
 
   for (const VariableInit& init : props->variables) {
     auto variable = find_variable(object, init.name);
     if (!variable) {
-      return failf("{}{}: {} has no global variable '{}'; its variables: {}", at(init.pos), where,
+      return failf("{}: {} has no global variable '{}'; its variables: {}", where_at(init.pos),
                    self->file_.origin, init.name, list_or_none(variable_names(object)));
     }
     auto current = variable_bytes(*variable);
-    if (current.empty()) return failf("{}{}: variable '{}' has no initial data in libbpf", at(init.pos), where, init.name);
+    if (current.empty()) return failf("{}: variable '{}' has no initial data in libbpf", where_at(init.pos), init.name);
     std::vector<std::byte> bytes(current.begin(), current.end());  // fields not given keep their defaults
     auto encoded = btf_encode(bpf_object__btf(object), variable->type_id, init.value, bytes, init.name);
-    if (!encoded) return failf("{}{}: variable {}", at(init.pos), where, encoded.error().message);
+    if (!encoded) return failf("{}: variable {}", where_at(init.pos), encoded.error().message);
     auto written = self->set_variable(init.name, bytes);
-    if (!written) return failf("{}{}", at(init.pos), written.error().message);
+    if (!written) return failf("{}{}", at(most_precise(init.pos, program.pos)), written.error().message);
   }
 
   for (const MapInit& init : props->maps) {
     if (!find_user_map(object, init.name)) {
-      return failf("{}{}: {} has no map '{}'; its maps: {}", at(init.pos), where, self->file_.origin, init.name,
+      return failf("{}: {} has no map '{}'; its maps: {}", where_at(init.pos), self->file_.origin, init.name,
                    list_or_none(map_names(object)));
     }
     if (init.max_entries) {
       auto resized = self->set_map_max_entries(init.name, *init.max_entries);
-      if (!resized) return failf("{}{}", at(init.pos), resized.error().message);
+      if (!resized) return failf("{}{}", at(most_precise(init.pos, program.pos)), resized.error().message);
     }
   }
   return self;
@@ -307,7 +318,7 @@ Result<void> EbpfObject::set_map_max_entries(std::string_view map_name, uint32_t
 
 Result<void> EbpfObject::load() {
   if (loaded_) return {};
-  const std::string where = fmt::format("{}program '{}'", at(spec_.pos), name_);
+  const std::string where = program_at(spec_.pos, spec_.pos, name_);
   LibbpfLogCapture log;
   int error = bpf_object__load(object_);
   if (error) {
@@ -341,12 +352,12 @@ Result<void> EbpfObject::load() {
       std::string path = fmt::format("map '{}' entry", init.name);
       auto key = encode_map_value(object_, bpf_map__btf_key_type_id(map), bpf_map__key_size(map), entry.key,
                                   path + " key");
-      if (!key) return failf("{}{}: {}", at(entry.pos), where, key.error().message);
+      if (!key) return failf("{}: {}", program_at(entry.pos, spec_.pos, name_), key.error().message);
       auto value = encode_map_value(object_, bpf_map__btf_value_type_id(map), bpf_map__value_size(map), entry.value,
                                     path + " value");
-      if (!value) return failf("{}{}: {}", at(entry.pos), where, value.error().message);
+      if (!value) return failf("{}: {}", program_at(entry.pos, spec_.pos, name_), value.error().message);
       auto written = map_update(init.name, *key, *value);
-      if (!written) return failf("{}{}", at(entry.pos), written.error().message);
+      if (!written) return failf("{}{}", at(most_precise(entry.pos, spec_.pos)), written.error().message);
     }
   }
   return {};

@@ -226,7 +226,7 @@ TEST(EbpfObject, BadMapEntryNamesTheEntry) {
   auto loaded = (*object)->load();
   ASSERT_FALSE(loaded);
   EXPECT_EQ(loaded.error().message,
-            "t.yaml:12:11: t.yaml:5:7: program 't_obj_types': map 'conns' entry key.port: 70000 does not fit in __u16 "
+            "t.yaml:12:11: program 't_obj_types': map 'conns' entry key.port: 70000 does not fit in __u16 "
             "(0..65535)");
 }
 
@@ -234,7 +234,7 @@ TEST(EbpfObject, UnknownNamesListWhatTheObjectHas) {
   EbpfObjectProps variable;
   variable.variables = {{"treshold", 1, {"t.yaml", 9, 5}}};
   std::string message = error_of(open_fixture("obj_types", variable));
-  EXPECT_TRUE(message.starts_with("t.yaml:9:5: t.yaml:5:7: program 't_obj_types': " EA_BUILD_DIR
+  EXPECT_TRUE(message.starts_with("t.yaml:9:5: program 't_obj_types': " EA_BUILD_DIR
                                   "/tests/bpf/obj_types.bpf.o has no global variable 'treshold'; its variables: "))
       << message;
   for (const char* name : {"small", "threshold", "target_comm", "limits", "data_counter", "bss_value", "observed"}) {
@@ -260,7 +260,7 @@ TEST(EbpfObject, UnknownNamesListWhatTheObjectHas) {
   EbpfObjectProps badly_typed;
   badly_typed.variables = {{"target_comm", 5, {"t.yaml", 9, 5}}};
   EXPECT_EQ(error_of(open_fixture("obj_types", badly_typed)),
-            "t.yaml:9:5: t.yaml:5:7: program 't_obj_types': variable target_comm: expected a list or a string for char[16], got "
+            "t.yaml:9:5: program 't_obj_types': variable target_comm: expected a list or a string for char[16], got "
             "the number 5");
 }
 
@@ -619,7 +619,7 @@ TEST(EbpfObject, CgroupProgramAttachesToADirectory) {
 
 TEST(EbpfObject, AttachOptionsThatDoNotFitTheProgram) {
   EXPECT_EQ(error_of(hooks_with("on_nanosleep_tracepoint", AttachOptions{.interface = "lo"})),
-            "t.yaml:20:9: t.yaml:5:7: program 't_obj_hooks': attach options for 'on_nanosleep_tracepoint': the attach "
+            "t.yaml:20:9: program 't_obj_hooks': attach options for 'on_nanosleep_tracepoint': the attach "
             "options given do not apply to SEC(\"tracepoint/syscalls/sys_enter_nanosleep\"), which attaches by its "
             "section name");
   EXPECT_TRUE(contains(error_of(hooks_with("xdp_pass", AttachOptions{.binary = "/bin/true", .symbol = "main"})),
