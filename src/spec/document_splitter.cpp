@@ -12,7 +12,7 @@ bool is_marker(std::string_view line, std::string_view marker) {
 enum class LineKind { Blank, Directive, Content };
 
 LineKind classify(std::string_view line) {
-  size_t first = line.find_first_not_of(" \t\r");
+  size_t first = line.find_first_not_of(" \t\r\n");
   if (first == std::string_view::npos || line[first] == '#') return LineKind::Blank;
   return line[0] == '%' ? LineKind::Directive : LineKind::Content;
 }

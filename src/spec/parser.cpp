@@ -14,6 +14,7 @@
 #include "spec/diagnostics.h"
 #include "spec/document_splitter.h"
 #include "spec/parse_internal.h"
+#include "spec/yaml_load.h"
 
 namespace ea {
 namespace {
@@ -31,16 +32,24 @@ SourcePos position_of_offset(std::string_view text, size_t offset, const std::st
   return pos;
 }
 
-// Offset of the first byte that is not part of well-formed UTF-8 (NUL counts as bad: a spec is
-// text), or npos.
+// Offset of the first byte that is not part of well-formed UTF-8 (RFC 3629: no overlong forms,
+// no surrogates, nothing above U+10FFFF), or of the first NUL (a spec is text); npos when clean.
 size_t first_bad_byte(std::string_view text) {
   auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
   for (size_t i = 0; i < text.size();) {
     unsigned char lead = byte(i);
     if (lead == 0) return i;
-    size_t length = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xe ? 3 : (lead >> 3) == 0x1e ? 4 : 0;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t length = lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
     if (length == 0 || i + length > text.size()) return i;
-    for (size_t k = 1; k < length; ++k)
+    // The second byte's range is narrower after E0, ED, F0 and F4.
+    unsigned char low = lead == 0xe0 ? 0xa0 : lead == 0xf0 ? 0x90 : 0x80;
+    unsigned char high = lead == 0xed ? 0x9f : lead == 0xf4 ? 0x8f : 0xbf;
+    if (byte(i + 1) < low || byte(i + 1) > high) return i;
+    for (size_t k = 2; k < length; ++k)
       if ((byte(i + k) & 0xc0) != 0x80) return i;
     i += length;
   }
@@ -51,15 +60,14 @@ void parse_document_text(const DocumentText& document, const std::string& source
                          Diagnostics& diagnostics, std::vector<std::pair<Spec, SourcePos>>& specs) {
   YamlReader reader(diagnostics, source_file, document.line_offset);
   try {
-    for (const YAML::Node& node : YAML::LoadAll(std::string(document.text))) {
-      if (!node.IsDefined() || node.IsNull()) continue;
-      auto parsed = parse_spec_document(reader, node);
-      if (!parsed) continue;
-      parsed->spec.source_file = source_file;
-      parsed->spec.base_dir = base_dir;
-      parsed->spec.yaml_text = std::string(document.text);
-      specs.emplace_back(std::move(parsed->spec), std::move(parsed->name_pos));
-    }
+    YAML::Node node = load_document(std::string(document.text));
+    if (!node.IsDefined() || node.IsNull()) return;  // `---` with nothing after it
+    auto parsed = parse_spec_document(reader, node);
+    if (!parsed) return;
+    parsed->spec.source_file = source_file;
+    parsed->spec.base_dir = base_dir;
+    parsed->spec.yaml_text = std::string(document.text);
+    specs.emplace_back(std::move(parsed->spec), std::move(parsed->name_pos));
   } catch (const YAML::Exception& error) {
     SourcePos at{source_file, 0, 0};
     if (!error.mark.is_null()) at = {source_file, error.mark.line + 1 + document.line_offset, error.mark.column + 1};
@@ -77,8 +85,9 @@ Result<std::vector<Spec>> parse_specs(std::string_view text, const std::string& 
     return failf("{}: the spec text is {} bytes, more than the {} allowed — split it into several files", source_file,
                  text.size(), kMaxSpecBytes);
   if (size_t bad = first_bad_byte(text); bad != std::string_view::npos)
-    return failf("{}: {} is not UTF-8 text — a spec is a YAML text file; is this a binary file?",
-                 position_of_offset(text, bad, source_file).str(), text[bad] == '\0' ? "a NUL byte" : "this byte");
+    return failf("{}: {} — a spec is UTF-8 YAML text; is this a binary file?",
+                 position_of_offset(text, bad, source_file).str(),
+                 text[bad] == '\0' ? "a NUL byte" : "a byte that is not valid UTF-8");
 
   Diagnostics diagnostics;
   std::vector<std::pair<Spec, SourcePos>> parsed;  // spec, where its name was written

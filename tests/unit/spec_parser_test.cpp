@@ -2,6 +2,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "pipeline/processor.h"
 #include "spec/parser.h"
 #include "spec_test_util.h"
@@ -330,6 +332,18 @@ TEST(SpecParser, InlineSourceHasNoBaseDirOrFileOfItsOwn) {
   EXPECT_EQ(specs->at(0).source_file, "<inline>");
   EXPECT_EQ(specs->at(0).base_dir, "/srv/specs");
   EXPECT_EQ(specs->at(0).programs.at(0).pos.str(), "<inline>:5:7");
+}
+
+// The specs the agent ships (examples and the embedded default) must always validate.
+TEST(SpecShipped, EveryShippedSpecParses) {
+  size_t checked = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(std::string(EA_SOURCE_DIR) + "/specs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    auto specs = parse_spec_file(entry.path().string());
+    EXPECT_TRUE(specs) << specs.error().message;
+    ++checked;
+  }
+  EXPECT_GT(checked, 0u);
 }
 
 }  // namespace
