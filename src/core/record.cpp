@@ -2,15 +2,22 @@
 
 #include <unistd.h>
 
+#include <charconv>
+#include <cstring>
 #include <ctime>
 
-#include <fmt/format.h>
 
 namespace ea {
 
 void append_json_escaped(std::string_view text, std::string& out) {
   static constexpr char hex[] = "0123456789abcdef";
-  for (unsigned char c : text) {
+  // Copy runs of plain characters in bulk; escape the rest.
+  size_t plain_start = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) continue;
+    out.append(text, plain_start, i - plain_start);
+    plain_start = i + 1;
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -18,43 +25,60 @@ void append_json_escaped(std::string_view text, std::string& out) {
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
       default:
-        if (c < 0x20 || c == 0x7f) {
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 0xf];
-        } else {
-          out += static_cast<char>(c);
-        }
+        out += "\\u00";
+        out += hex[c >> 4];
+        out += hex[c & 0xf];
     }
   }
+  out.append(text, plain_start, text.size() - plain_start);
 }
 
-void append_json_line(const Record& record, std::string_view fields, std::string_view host, std::string& out) {
-  auto it = std::back_inserter(out);
-  fmt::format_to(it, "{{\"time\":{},\"host\":\"", record.time_ns);
-  append_json_escaped(host, out);
-  out += "\",\"spec\":\"";
-  append_json_escaped(record.origin->spec, out);
-  out += "\",\"program\":\"";
-  append_json_escaped(record.origin->program, out);
-  out += "\",\"channel\":\"";
-  append_json_escaped(record.origin->channel, out);
-  out += "\",\"processor\":\"";
-  append_json_escaped(record.origin->processor, out);
+namespace {
+
+void append_number(int64_t value, std::string& out) {
+  char buffer[24];
+  auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  out.append(buffer, result.ptr);
+}
+
+void append_string_field(std::string_view name, std::string_view value, std::string& out) {
+  out += ",\"";
+  out += name;
+  out += "\":\"";
+  append_json_escaped(value, out);
   out += '"';
-  if (record.pid >= 0) fmt::format_to(it, ",\"pid\":{}", record.pid);
-  if (record.tgid >= 0) fmt::format_to(it, ",\"tgid\":{}", record.tgid);
-  if (record.comm[0] != '\0') {
-    out += ",\"comm\":\"";
-    append_json_escaped(std::string_view(record.comm, strnlen(record.comm, sizeof(record.comm))), out);
-    out += '"';
+}
+
+}  // namespace
+
+std::string origin_json(const RecordOrigin& origin, std::string_view host) {
+  std::string out = "\"host\":\"";
+  append_json_escaped(host, out);
+  out += '"';
+  append_string_field("spec", origin.spec, out);
+  append_string_field("program", origin.program, out);
+  append_string_field("channel", origin.channel, out);
+  append_string_field("processor", origin.processor, out);
+  return out;
+}
+
+void append_json_line(const Record& record, std::string_view fields, std::string_view origin_json, std::string& out) {
+  out += "{\"time\":";
+  append_number(static_cast<int64_t>(record.time_ns), out);
+  out += ',';
+  out += origin_json;
+  if (record.pid >= 0) {
+    out += ",\"pid\":";
+    append_number(record.pid, out);
   }
+  if (record.tgid >= 0) {
+    out += ",\"tgid\":";
+    append_number(record.tgid, out);
+  }
+  if (record.comm[0] != '\0')
+    append_string_field("comm", std::string_view(record.comm, strnlen(record.comm, sizeof(record.comm))), out);
   out += ",\"data\":";
-  if (fields.empty()) {
-    out += "{}";
-  } else {
-    out += fields;
-  }
+  out += fields.empty() ? std::string_view("{}") : fields;
   out += "}\n";
 }
 

@@ -47,9 +47,12 @@ struct RecordBatch {
   }
 };
 
-// Appends one JSON line: {"time":...,"host":...,"spec":...,"program":...,"channel":...,
-// "processor":...,"pid":...,"tgid":...,"comm":...,"data":{fields}}\n
-void append_json_line(const Record& record, std::string_view fields, std::string_view host, std::string& out);
+// The part of a JSON line shared by every record of one origin, rendered once per batch:
+// "host":...,"spec":...,"program":...,"channel":...,"processor":...
+std::string origin_json(const RecordOrigin& origin, std::string_view host);
+
+// Appends one JSON line: {"time":...,<origin_json>,"pid":...,"tgid":...,"comm":...,"data":{fields}}\n
+void append_json_line(const Record& record, std::string_view fields, std::string_view origin_json, std::string& out);
 
 // Appends `text` JSON-escaped (no quotes).
 void append_json_escaped(std::string_view text, std::string& out);

@@ -64,8 +64,8 @@ void process_batch(const WorkBatch& batch, unsigned shard, RecordBatch& records,
   route.counters.skipped.fetch_add(skipped, std::memory_order_relaxed);
   if (records.records.empty() || !route.sinks) return;
   jsonl.clear();
-  const std::string& host = host_name();
-  for (const Record& record : records.records) append_json_line(record, records.fields(record), host, jsonl);
+  const std::string origin = origin_json(route.origin, host_name());
+  for (const Record& record : records.records) append_json_line(record, records.fields(record), origin, jsonl);
   for (const auto& sink : *route.sinks) sink->write(records, jsonl);
 }
 

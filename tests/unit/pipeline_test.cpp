@@ -160,7 +160,7 @@ TEST(Envelope, JsonLineCarriesIdentityAndEscapes) {
   record.tgid = 9;
   std::strcpy(record.comm, "a\nb");
   std::string line;
-  append_json_line(record, R"({"x":1})", "host", line);
+  append_json_line(record, R"({"x":1})", origin_json(origin, "host"), line);
   ASSERT_TRUE(line.ends_with("\n"));
   auto json = nlohmann::json::parse(line);
   EXPECT_EQ(json["time"], 1234);
@@ -178,7 +178,7 @@ TEST(Envelope, UnknownIdentityIsOmitted) {
   Record record;
   record.origin = &origin;
   std::string line;
-  append_json_line(record, "", "h", line);
+  append_json_line(record, "", origin_json(origin, "h"), line);
   auto json = nlohmann::json::parse(line);
   EXPECT_FALSE(json.contains("pid"));
   EXPECT_FALSE(json.contains("comm"));

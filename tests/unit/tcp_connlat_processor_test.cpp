@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "../../bpf/include/tcp_connlat.h"
+#include "tcp_connlat.h"
 #include "pipeline/processor.h"
 
 namespace ea {

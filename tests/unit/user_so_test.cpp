@@ -14,7 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "../../bpf/include/oom_event.h"
+#include "oom_event.h"
 #include "loader/ebpf_object.h"
 #include "loader/user_so.h"
 #include "pipeline/crash_guard.h"

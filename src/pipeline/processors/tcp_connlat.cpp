@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "../../../bpf/include/tcp_connlat.h"
+#include "tcp_connlat.h"
 #include "pipeline/processor.h"
 
 namespace ea {
