@@ -173,7 +173,8 @@ std::optional<std::vector<Field>> YamlReader::entries(const Field& map) {
   std::vector<Field> result;
   std::map<std::string, int, std::less<>> seen;  // key -> line of its first use
   for (auto it = map.value.begin(); it != map.value.end(); ++it) {
-    const YAML::Node& key = it->first;
+    // Copies: `it->first` lives in a proxy that dies with the expression.
+    YAML::Node key = it->first;
     if (!key.IsScalar()) {
       error(pos(key), map.path, fmt::format("a key must be a plain name, got {}", describe(key)));
       continue;

@@ -26,7 +26,9 @@ void expect_every_line_located(const std::string& errors) {
   while (start < errors.size()) {
     size_t end = std::min(errors.find('\n', start), errors.size());
     std::string_view line(errors.data() + start, end - start);
-    if (!line.starts_with("... and ")) EXPECT_TRUE(line.starts_with("t.yaml")) << line;
+    if (!line.starts_with("... and ")) {
+      EXPECT_TRUE(line.starts_with("t.yaml")) << line;
+    }
     start = end + 1;
   }
 }
