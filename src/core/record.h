@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/json_escape.h"
+
 namespace ea {
 
 // Which spec/program/channel a record came from; lives as long as the route that made it.
@@ -53,9 +55,6 @@ std::string origin_json(const RecordOrigin& origin, std::string_view host);
 
 // Appends one JSON line: {"time":...,<origin_json>,"pid":...,"tgid":...,"comm":...,"data":{fields}}\n
 void append_json_line(const Record& record, std::string_view fields, std::string_view origin_json, std::string& out);
-
-// Appends `text` JSON-escaped (no quotes).
-void append_json_escaped(std::string_view text, std::string& out);
 
 uint64_t wall_clock_ns();
 const std::string& host_name();

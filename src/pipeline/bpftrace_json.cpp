@@ -1,5 +1,7 @@
 #include "pipeline/bpftrace_json.h"
 
+#include "core/json_escape.h"
+
 #include <charconv>
 #include <cmath>
 #include <optional>
@@ -78,25 +80,8 @@ std::string_view as_valid_utf8(std::string_view text, std::string& scratch) {
 }
 
 void append_quoted(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
+  append_json_escaped(text, out);
   out += '"';
 }
 

@@ -77,7 +77,35 @@ def read_records(path):
     return records
 
 
-class Agent:
+class _AgentProcess:
+    """An ebpf-agent process writing its log to a file; stopped with SIGTERM (SIGKILL after a grace)."""
+
+    def _spawn(self, args):
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def records(self):
+        return read_records(self.output)
+
+    def log_text(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self, grace=20):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self.log.closed:
+            self.log.close()
+        return self.proc.returncode
+
+
+class Agent(_AgentProcess):
     """`ebpf-agent run` in the background, writing records to a JSON-lines file."""
 
     def __init__(self, cleanup, specs, extra_args=(), workdir=None, binary=AGENT):
@@ -89,12 +117,8 @@ class Agent:
         for spec in specs:
             args += ["-f", spec]
         args += list(extra_args)
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self._spawn(args)
         cleanup.add(self.stop)
-
-    def records(self):
-        return read_records(self.output)
 
     def wait_ready(self, timeout=20):
         """Waits for the agent's 'running' log line (all specs started)."""
@@ -103,22 +127,6 @@ class Agent:
                 raise AssertionError(f"agent exited with {self.proc.returncode}:\n{self.log_text()}")
             return "agent running" in self.log_text()
         wait_for(ready, timeout, what="agent to start")
-
-    def log_text(self):
-        self.log.flush()
-        with open(self.log_path) as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
 
 
 def run_agent(*args, check=False, timeout=60, input=None):
@@ -133,7 +141,7 @@ def write_file(directory, name, text):
     return path
 
 
-class Daemon:
+class Daemon(_AgentProcess):
     """`ebpf-agent daemon` with its own socket, specs directory and output file."""
 
     def __init__(self, cleanup, workdir=None):
@@ -143,9 +151,8 @@ class Daemon:
         self.specs_dir = os.path.join(self.workdir, "specs.d")
         self.output = os.path.join(self.workdir, "records.jsonl")
         self.log_path = os.path.join(self.workdir, "daemon.log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([AGENT, "daemon", "--socket", self.socket, "--specs-dir", self.specs_dir,
-                                      "--output", f"file:{self.output}"], stdout=self.log, stderr=subprocess.STDOUT)
+        self._spawn([AGENT, "daemon", "--socket", self.socket, "--specs-dir", self.specs_dir,
+                     "--output", f"file:{self.output}"])
         cleanup.add(self.stop)
         wait_for(lambda: os.path.exists(self.socket) or self.proc.poll() is not None, 15, what="control socket")
         if self.proc.poll() is not None:
@@ -161,23 +168,3 @@ class Daemon:
         result = self.ctl("list", "-o", "json")
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
-
-    def records(self):
-        return read_records(self.output)
-
-    def log_text(self):
-        self.log.flush()
-        with open(self.log_path) as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if not self.log.closed:
-            self.log.close()
-        return self.proc.returncode
