@@ -124,14 +124,14 @@ std::optional<EventDraft> parse_event(YamlReader& reader, const Field& item) {
 
 std::vector<ChannelDraft> parse_channels(YamlReader& reader, const Field& channels) {
   std::vector<ChannelDraft> result;
-  for (const Field& entry : reader.entries(channels).value_or(std::vector<Field>{}))
+  for (const Field& entry : reader.entries(channels, kMaxChannels).value_or(std::vector<Field>{}))
     if (auto channel = parse_channel(reader, entry)) result.push_back(std::move(*channel));
   return result;
 }
 
 std::vector<EventDraft> parse_events(YamlReader& reader, const Field& events) {
   std::vector<EventDraft> result;
-  for (const Field& item : reader.items(events).value_or(std::vector<Field>{}))
+  for (const Field& item : reader.items(events, kMaxEvents).value_or(std::vector<Field>{}))
     if (auto event = parse_event(reader, item)) result.push_back(std::move(*event));
   return result;
 }

@@ -1,6 +1,7 @@
 // Internals of the spec parser: one document is read into drafts that keep the position of every
 // field a later cross-reference check may point at, then checked, then assembled into a Spec.
 #pragma once
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
@@ -9,6 +10,13 @@
 #include "spec/yaml_reader.h"
 
 namespace ea {
+
+// Bounds on a spec's lists: far above real specs, low enough that every check stays cheap
+// (name lookups, duplicate checks and did-you-mean run over them).
+inline constexpr size_t kMaxPrograms = 256;
+inline constexpr size_t kMaxChannels = 256;  // in the whole spec
+inline constexpr size_t kMaxEvents = 1024;   // in the whole spec
+inline constexpr size_t kMaxNamedItems = 1024;  // progs, variables, maps, attach, functions, args
 
 // A field's path and position, kept for cross-reference errors ("no such program").
 struct FieldRef {

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -79,18 +80,24 @@ void read_progs(YamlReader& reader, const Field& field, EbpfObjectProps& props) 
       entries.emplace_back(field, std::string(trim(std::string_view(text).substr(start, comma - start))));
       start = comma + 1;
     }
-  } else if (auto items = reader.items(field)) {
+  } else if (auto items = reader.items(field, kMaxNamedItems)) {
     for (const Field& item : *items)
       if (auto text = reader.string(item)) entries.emplace_back(item, std::move(*text));
   } else {
     return;
   }
+  if (entries.size() > kMaxNamedItems) {
+    reader.error(field, fmt::format("names {} programs, more than the {} a spec may have — remove 'progs' to load all",
+                                    entries.size(), kMaxNamedItems));
+    return;
+  }
   std::vector<std::string> progs;
+  std::set<std::string, std::less<>> seen;
   for (const auto& [at, text] : entries) {
     auto entry = read_prog_entry(reader, at, text);
     if (!entry) continue;
-    if (std::ranges::find(progs, *entry) != progs.end()) {
-      reader.error(at, fmt::format("'{}' is listed twice — keep one", *entry));
+    if (!seen.insert(*entry).second) {
+      reader.error(at, fmt::format("'{}' is listed twice — keep one", printable(*entry)));
       continue;
     }
     progs.push_back(std::move(*entry));
@@ -107,7 +114,7 @@ bool check_identifier(YamlReader& reader, const Field& entry, std::string_view w
 }
 
 void read_variables(YamlReader& reader, const Field& field, EbpfObjectProps& props) {
-  for (const Field& entry : reader.entries(field).value_or(std::vector<Field>{})) {
+  for (const Field& entry : reader.entries(field, kMaxNamedItems).value_or(std::vector<Field>{})) {
     auto value = reader.value(entry);
     if (!check_identifier(reader, entry, "global variable") || !value) continue;
     props.variables.push_back(VariableInit{entry.name, std::move(*value), reader.pos(entry.key)});
@@ -137,7 +144,7 @@ std::optional<MapEntry> read_map_entry(YamlReader& reader, const Field& item) {
 }
 
 void read_maps(YamlReader& reader, const Field& field, EbpfObjectProps& props) {
-  for (const Field& entry : reader.entries(field).value_or(std::vector<Field>{})) {
+  for (const Field& entry : reader.entries(field, kMaxNamedItems).value_or(std::vector<Field>{})) {
     auto fields = reader.fields(entry, kMapInitFields);
     if (!check_identifier(reader, entry, "BPF map") || !fields) continue;
     MapInit map{.name = entry.name, .pos = reader.pos(entry.key)};
@@ -245,7 +252,7 @@ void parse_ebpf_object(YamlReader& reader, const FieldMap& fields, EbpfObjectPro
   if (const Field* f = fields.get("variables")) read_variables(reader, *f, props);
   if (const Field* f = fields.get("maps")) read_maps(reader, *f, props);
   if (const Field* f = fields.get("attach")) {
-    for (const Field& entry : reader.entries(*f).value_or(std::vector<Field>{}))
+    for (const Field& entry : reader.entries(*f, kMaxNamedItems).value_or(std::vector<Field>{}))
       if (auto attach = read_attach_options(reader, entry)) props.attach.push_back(std::move(*attach));
   }
 }
@@ -257,14 +264,15 @@ void parse_bpftrace(YamlReader& reader, const FieldMap& fields, BpftraceProps& p
     if (src) props.src = std::move(*src);
   }
   if (const Field* f = fields.get("args")) {
-    for (const Field& item : reader.items(*f).value_or(std::vector<Field>{}))
+    for (const Field& item : reader.items(*f, kMaxNamedItems).value_or(std::vector<Field>{}))
       if (auto arg = reader.string(item)) props.args.push_back(std::move(*arg));
   }
 }
 
 void parse_user_so(YamlReader& reader, const FieldMap& fields, UserSoProps& props) {
   if (const Field* f = fields.get("functions")) {
-    for (const Field& item : reader.items(*f).value_or(std::vector<Field>{})) {
+    std::set<std::string, std::less<>> seen;
+    for (const Field& item : reader.items(*f, kMaxNamedItems).value_or(std::vector<Field>{})) {
       auto function = reader.fields(item, kFunctionFields);
       if (!function) continue;
       FunctionSpec spec{.pos = reader.pos(item)};
@@ -275,7 +283,7 @@ void parse_user_so(YamlReader& reader, const FieldMap& fields, UserSoProps& prop
           continue;
         }
         if (!text) continue;
-        if (std::ranges::find(props.functions, *text, &FunctionSpec::name) != props.functions.end()) {
+        if (!seen.insert(*text).second) {
           reader.error(*name, fmt::format("function '{}' is listed twice — keep one", *text));
           continue;
         }

@@ -164,9 +164,32 @@ void check_events(YamlReader& reader, const SpecDraft& draft) {
   });
 }
 
+// Each list is bounded when read; program-level channels and events can still add up.
+bool check_totals(YamlReader& reader, const SpecDraft& draft) {
+  size_t channels = 0, events = 0;
+  const ChannelDraft* first_extra_channel = nullptr;
+  const EventDraft* first_extra_event = nullptr;
+  for_each_channel(draft, [&](const ChannelDraft& channel) {
+    if (++channels == kMaxChannels + 1) first_extra_channel = &channel;
+  });
+  for_each_event(draft, [&](const EventDraft& event) {
+    if (++events == kMaxEvents + 1) first_extra_event = &event;
+  });
+  if (first_extra_channel)
+    error(reader, first_extra_channel->name,
+          fmt::format("the spec has {} channels, more than the {} allowed — split it into several specs", channels,
+                      kMaxChannels));
+  if (first_extra_event)
+    error(reader, first_extra_event->name,
+          fmt::format("the spec has {} events, more than the {} allowed — split it into several specs", events,
+                      kMaxEvents));
+  return !first_extra_channel && !first_extra_event;
+}
+
 }  // namespace
 
 void check_references(YamlReader& reader, const SpecDraft& draft) {
+  if (!check_totals(reader, draft)) return;
   check_unique_names(reader, draft);
   check_pipes(reader, draft);
   check_channel_programs(reader, draft);

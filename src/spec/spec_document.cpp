@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 
-#include "spec/names.h"
 #include "spec/parse_internal.h"
 
 namespace ea {
@@ -40,7 +39,7 @@ void read_body(YamlReader& reader, const Field& body, SpecDraft& draft) {
   const Field* programs = fields->get("programs");
   if (!programs) {
     reader.missing(body, "programs", "add 'programs:' with at least one program");
-  } else if (auto items = reader.items(*programs)) {
+  } else if (auto items = reader.items(*programs, kMaxPrograms)) {
     if (items->empty()) reader.error(*programs, "is empty — add at least one program");
     for (const Field& item : *items)
       if (auto program = parse_program(reader, item)) draft.programs.push_back(std::move(*program));

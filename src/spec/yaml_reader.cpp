@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <cmath>
 #include <limits>
 #include <map>
 
@@ -163,13 +162,20 @@ std::optional<FieldMap> YamlReader::fields(const Field& map, std::span<const std
   return result;
 }
 
-std::optional<std::vector<Field>> YamlReader::entries(const Field& map) {
+bool YamlReader::within(const Field& at, size_t count, size_t max_count) {
+  if (count <= max_count) return true;
+  error(at, fmt::format("has {} entries, more than the {} a spec may have — split it into several specs", count,
+                        max_count));
+  return false;
+}
+
+std::optional<std::vector<Field>> YamlReader::entries(const Field& map, size_t max_count) {
   if (is_empty(map)) return std::vector<Field>{};
   if (!map.value.IsMap()) {
     error(map, fmt::format("expected a map (indented 'key: value' lines), got {}", describe(map.value)));
     return std::nullopt;
   }
-  if (!charge(map, map.value.size())) return std::nullopt;
+  if (!within(map, map.value.size(), max_count) || !charge(map, map.value.size())) return std::nullopt;
   std::vector<Field> result;
   std::map<std::string, int, std::less<>> seen;  // key -> line of its first use
   for (auto it = map.value.begin(); it != map.value.end(); ++it) {
@@ -192,13 +198,13 @@ std::optional<std::vector<Field>> YamlReader::entries(const Field& map) {
   return result;
 }
 
-std::optional<std::vector<Field>> YamlReader::items(const Field& list) {
+std::optional<std::vector<Field>> YamlReader::items(const Field& list, size_t max_count) {
   if (is_empty(list)) return std::vector<Field>{};
   if (!list.value.IsSequence()) {
     error(list, fmt::format("expected a list ('- item' lines or [a, b]), got {}", describe(list.value)));
     return std::nullopt;
   }
-  if (!charge(list, list.value.size())) return std::nullopt;
+  if (!within(list, list.value.size(), max_count) || !charge(list, list.value.size())) return std::nullopt;
   std::vector<Field> result;
   size_t index = 0;
   for (auto it = list.value.begin(); it != list.value.end(); ++it, ++index)

@@ -2,6 +2,7 @@
 // Diagnostics (with file:line:col and the dotted field path) and reading goes on, so a single
 // run reports all of them; a reader returns nullopt for a value it could not accept.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -29,7 +30,6 @@ struct Field {
 class FieldMap {
  public:
   const Field* get(std::string_view key) const;
-  std::span<const Field> all() const { return fields_; }
 
  private:
   std::vector<Field> fields_;
@@ -41,7 +41,6 @@ class YamlReader {
   // `line_offset`: lines before this document in the file (documents are parsed one by one).
   YamlReader(Diagnostics& diagnostics, std::string file, int line_offset);
 
-  const std::string& file() const { return file_; }
   SourcePos pos(const YAML::Node& node) const;
   // Where `field` was written: its value, or its key when the value is empty.
   SourcePos pos(const Field& field) const;
@@ -63,9 +62,11 @@ class YamlReader {
   std::optional<FieldMap> fields(const Field& map, std::span<const std::string_view> known,
                                  const UnknownKeyExplainer& explain_unknown = {});
   // A map of user-chosen names (channels, variables, maps): every entry, duplicates reported.
-  std::optional<std::vector<Field>> entries(const Field& map);
+  // More than `max_count` entries is an error (the spec's lists are bounded so that every check
+  // stays cheap on hostile input).
+  std::optional<std::vector<Field>> entries(const Field& map, size_t max_count = SIZE_MAX);
   // A list (an empty value reads as an empty list): every item, with path "PATH[i]".
-  std::optional<std::vector<Field>> items(const Field& list);
+  std::optional<std::vector<Field>> items(const Field& list, size_t max_count = SIZE_MAX);
 
   // Any scalar as written ("0.1", "123", "abc"); an empty value reads as "".
   std::optional<std::string> string(const Field& field);
@@ -79,6 +80,7 @@ class YamlReader {
 
  private:
   bool charge(const Field& at, size_t nodes);
+  bool within(const Field& at, size_t count, size_t max_count);
   bool expect_scalar(const Field& field, std::string_view expected);
   std::optional<Value> to_value(const Field& field, int depth);
 

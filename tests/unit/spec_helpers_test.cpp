@@ -4,6 +4,8 @@
 
 #include <array>
 
+#include <fmt/format.h>
+
 #include "spec/document_splitter.h"
 #include "spec/names.h"
 #include "spec/suggest.h"
@@ -25,10 +27,23 @@ TEST(SpecSuggest, ClosestMatch) {
   EXPECT_EQ(closest_match(std::string(1000, 'k'), kKeys), std::nullopt);
 }
 
+TEST(SpecSuggest, ClosestOfSeveralNearOnes) {
+  constexpr std::array<std::string_view, 4> kNear{"abcdefghXY", "abcdefghiY", "abcdefgXYZ", "abcdefghij"};
+  EXPECT_EQ(closest_match("abcdefghiZ", std::span(kNear).first(3)), "abcdefghiY");
+  EXPECT_EQ(closest_match("abcdefghij", kNear), "abcdefghij");
+  EXPECT_EQ(closest_match("ABCDEFGHIJ", kNear), "abcdefghij");
+}
+
 TEST(SpecSuggest, UseOneOf) {
   EXPECT_EQ(use_one_of("hsah", kKeys), " — use one of: key, value, hash (did you mean 'hash'?)");
   EXPECT_EQ(use_one_of("zzz", kKeys), " — use one of: key, value, hash");
   EXPECT_EQ(use_one_of("zzz", std::span<const std::string_view>()), "");
+  std::vector<std::string> many;
+  for (int i = 0; i < 20; ++i) many.push_back(fmt::format("name{:02}", i));
+  std::vector<std::string_view> views(many.begin(), many.end());
+  EXPECT_EQ(use_one_of("name19x", views),
+            " — use one of: name00, name01, name02, name03, name04, name05, name06, name07, name08, name09, name10, "
+            "name11, name12, name13, name14, name15 (and 4 more) (did you mean 'name19'?)");
 }
 
 std::vector<std::pair<std::string, int>> split(std::string_view text) {

@@ -172,6 +172,27 @@ TEST(SpecHostile, TooManyProblemsAreCounted) {
   EXPECT_EQ(std::ranges::count(errors, '\n'), 50);
 }
 
+TEST(SpecHostile, ListsAreBounded) {
+  std::string programs = "kind: ebpfprogram\nname: x\nspec:\n  programs:\n";
+  for (int i = 0; i <= 256; ++i) programs += fmt::format("    - {{name: p{}, path: p.o, type: ebpf_object}}\n", i);
+  EXPECT_EQ(errors_of(programs),
+            "t.yaml:5:5: field 'spec.programs': has 257 entries, more than the 256 a spec may have — split it into several "
+            "specs");
+
+  // Program-level channels add up: 2 x 200 channels.
+  std::string channels = "kind: ebpfprogram\nname: x\nspec:\n  programs:\n";
+  for (int program = 0; program < 2; ++program) {
+    channels += fmt::format("    - name: u{}\n      path: u.so\n      type: user_so\n      channels:\n", program);
+    for (int i = 0; i < 200; ++i) channels += fmt::format("        c{}_{}: {{type: ring_buffer}}\n", program, i);
+  }
+  EXPECT_EQ(errors_of(channels),
+            "t.yaml:269:9: field 'spec.programs[1].channels.c1_56': the spec has 400 channels, more than the 256 allowed "
+            "— split it into several specs");
+
+  std::string progs = program_yaml("path: x.o") + "      properties:\n        progs: \"" + std::string(2000, ',') + "\"\n";
+  EXPECT_THAT(errors_of(progs), HasSubstr("names 2001 programs, more than the 1024 a spec may have"));
+}
+
 TEST(SpecHostile, NotASpecAtAll) {
   EXPECT_EQ(errors_of(""), "t.yaml: no spec found — the text holds no YAML document with 'kind: ebpfprogram'");
   EXPECT_EQ(errors_of("# only a comment\n---\n...\n"),
