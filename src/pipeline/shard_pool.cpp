@@ -77,7 +77,7 @@ ShardPool::ShardPool(unsigned shards) {
     shard.thread = std::thread([this, &shard, i] {
       std::string name = "ea-shard-" + std::to_string(i);
       pthread_setname_np(pthread_self(), name.c_str());
-      run(shard);
+      run(shard, i);
     });
   }
 }
@@ -101,12 +101,9 @@ bool ShardPool::submit(unsigned shard_index, WorkBatch&& batch) {
   return true;
 }
 
-void ShardPool::run(Shard& shard) {
+void ShardPool::run(Shard& shard, unsigned index) {
   RecordBatch records;
   std::string jsonl;
-  unsigned index = 0;
-  for (size_t i = 0; i < shards_.size(); ++i)
-    if (shards_[i].get() == &shard) index = static_cast<unsigned>(i);
   std::unique_lock lock(shard.mutex);
   while (true) {
     shard.not_empty.wait(lock, [&] { return !shard.queue.empty() || shard.stopping; });

@@ -47,7 +47,7 @@ class ShardPool {
     bool stopping = false;
     std::thread thread;
   };
-  void run(Shard& shard);
+  void run(Shard& shard, unsigned index);
   std::vector<std::unique_ptr<Shard>> shards_;
   static constexpr size_t kMaxQueuedBatches = 256;
 };
