@@ -127,24 +127,21 @@ Result<void> LoadedSpec::load_programs() {
       }
     }
   }
-  for (Program& plugin : programs_) {
-    if (!plugin.plugin) continue;
-    for (Program& object : programs_) {
-      if (!object.object) continue;
-      if (auto ok = plugin.plugin->preload(*object.object); !ok)
-        return failf("program '{}' preload of '{}': {}", plugin.spec->name, object.spec->name, ok.error().message);
-    }
-  }
+  if (auto ok = run_plugin_hook("preload", &UserSoPlugin::preload); !ok) return ok;
   for (Program& program : programs_) {
     if (!program.object) continue;
     if (auto ok = program.object->load(); !ok) return std::unexpected(program_error(*program.spec, ok.error()));
   }
+  return run_plugin_hook("postload", &UserSoPlugin::postload);
+}
+
+Result<void> LoadedSpec::run_plugin_hook(std::string_view hook, PluginHook call) {
   for (Program& plugin : programs_) {
     if (!plugin.plugin) continue;
     for (Program& object : programs_) {
       if (!object.object) continue;
-      if (auto ok = plugin.plugin->postload(*object.object); !ok)
-        return failf("program '{}' postload of '{}': {}", plugin.spec->name, object.spec->name, ok.error().message);
+      if (auto ok = ((*plugin.plugin).*call)(*object.object); !ok)
+        return failf("program '{}' {} of '{}': {}", plugin.spec->name, hook, object.spec->name, ok.error().message);
     }
   }
   return {};

@@ -61,6 +61,9 @@ class LoadedSpec {
 
   LoadedSpec(Spec spec, RuntimeContext context);
   Result<void> load_programs();
+  // Calls a user_so hook (preload/postload) of every plugin for every BPF object of the spec.
+  using PluginHook = Result<void> (UserSoPlugin::*)(EbpfObject&);
+  Result<void> run_plugin_hook(std::string_view hook, PluginHook call);
   Result<void> bind_channels();
   Result<void> bind_channel(Channel& channel);
   Result<std::shared_ptr<Route>> make_route(const Channel& channel, const EventSpec* event, const struct btf* btf,

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
@@ -13,10 +14,25 @@ namespace ea {
 namespace {
 constexpr int kPollTimeoutMs = 100;
 
-void name_thread(const std::string& channel) {
-  std::string name = ("ea-ch-" + channel).substr(0, 15);
-  pthread_setname_np(pthread_self(), name.c_str());
+// The reader thread of both channel kinds: poll until stopped, then consume what arrived before
+// the stop. `poll` and `consume` return libbpf's record count or a negative errno.
+void run_reader(std::string_view kind, const std::string& channel, const std::atomic<bool>& stopping,
+                const std::function<int(int)>& poll, const std::function<int()>& consume,
+                const PollDoneHandler& on_poll_done, const std::function<void()>& after_poll) {
+  std::string thread_name = ("ea-ch-" + channel).substr(0, 15);
+  pthread_setname_np(pthread_self(), thread_name.c_str());
+  while (!stopping.load(std::memory_order_relaxed)) {
+    int n = poll(kPollTimeoutMs);
+    if (n < 0 && n != -EINTR) {
+      spdlog::error("{} channel '{}': poll failed: {}", kind, channel, strerror(-n));
+      break;
+    }
+    if (n > 0) on_poll_done();
+    after_poll();
+  }
+  if (consume() > 0) on_poll_done();
 }
+
 }  // namespace
 
 RingBufferChannel::RingBufferChannel(std::string name, int map_fd, const volatile uint64_t* kernel_drop_counter)
@@ -36,17 +52,12 @@ Result<void> RingBufferChannel::start(RawRecordHandler on_record, PollDoneHandle
   ring_ = ring_buffer__new(map_fd_, &RingBufferChannel::on_sample, this, nullptr);
   if (!ring_) return failf("ring_buffer channel '{}': cannot open the ring buffer: {}", name_, strerror(errno));
   thread_ = std::thread([this, on_poll_done = std::move(on_poll_done)] {
-    name_thread(name_);
-    while (!stopping_.load(std::memory_order_relaxed)) {
-      int n = ring_buffer__poll(ring_, kPollTimeoutMs);
-      if (n < 0 && n != -EINTR) {
-        spdlog::error("ring_buffer channel '{}': poll failed: {}", name_, strerror(-n));
-        break;
-      }
-      if (n > 0) on_poll_done();
-      if (kernel_drop_counter_) counters_.kernel_lost.store(*kernel_drop_counter_, std::memory_order_relaxed);
-    }
-    if (ring_buffer__consume(ring_) > 0) on_poll_done();  // what arrived before stop
+    run_reader(
+        "ring_buffer", name_, stopping_, [this](int timeout) { return ring_buffer__poll(ring_, timeout); },
+        [this] { return ring_buffer__consume(ring_); }, on_poll_done,
+        [this] {
+          if (kernel_drop_counter_) counters_.kernel_lost.store(*kernel_drop_counter_, std::memory_order_relaxed);
+        });
   });
   return {};
 }
@@ -83,16 +94,10 @@ Result<void> PerfBufferChannel::start(RawRecordHandler on_record, PollDoneHandle
                              this, nullptr);
   if (!buffer_) return failf("perf_buffer channel '{}': cannot open the perf buffers: {}", name_, strerror(errno));
   thread_ = std::thread([this, on_poll_done = std::move(on_poll_done)] {
-    name_thread(name_);
-    while (!stopping_.load(std::memory_order_relaxed)) {
-      int n = perf_buffer__poll(buffer_, kPollTimeoutMs);
-      if (n < 0 && n != -EINTR) {
-        spdlog::error("perf_buffer channel '{}': poll failed: {}", name_, strerror(-n));
-        break;
-      }
-      if (n > 0) on_poll_done();
-    }
-    if (perf_buffer__consume(buffer_) >= 0) on_poll_done();
+    // perf_buffer__consume returns 0 on success rather than a count: flush after it regardless.
+    run_reader(
+        "perf_buffer", name_, stopping_, [this](int timeout) { return perf_buffer__poll(buffer_, timeout); },
+        [this] { return perf_buffer__consume(buffer_) >= 0 ? 1 : 0; }, on_poll_done, [] {});
   });
   return {};
 }
