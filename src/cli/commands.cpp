@@ -18,7 +18,7 @@
 #include "agent/runtime.h"
 #include "agent/spec_dir_watcher.h"
 #include "agent/spec_loader.h"
-#include "cli/duration.h"
+#include "core/units.h"
 #include "cli/list_table.h"
 #include "ebpf_agent/plugin.h"
 #include "default_specs.h"

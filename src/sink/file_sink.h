@@ -12,6 +12,7 @@ namespace ea {
 
 struct FileSinkOptions {
   std::string path;
+  std::string kind = "file";  // "tmpfs" when it is the spool-on-tmpfs output of a spec's storage
   uint64_t max_bytes = 64ull << 20;  // rotate when the file would grow past this
   unsigned keep = 5;                 // rotated files kept (path.1 newest)
   unsigned flush_interval_ms = 200;
@@ -21,7 +22,7 @@ class FileSink : public Sink {
  public:
   static Result<std::unique_ptr<FileSink>> open(FileSinkOptions options);
   ~FileSink() override;
-  std::string name() const override { return "file:" + options_.path; }
+  std::string name() const override { return options_.kind + ":" + options_.path; }
   void write(const RecordBatch& batch, std::string_view jsonl) override;
   void flush() override;
   void stop() override;

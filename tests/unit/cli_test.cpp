@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "cli/duration.h"
+#include "core/units.h"
 
 namespace ea::cli {
 namespace {
