@@ -11,6 +11,7 @@
 #include "loader/bpftrace_program.h"
 #include "loader/ebpf_object.h"
 #include "loader/user_so.h"
+#include "metrics/registry.h"
 #include "pipeline/fanout.h"
 #include "pipeline/route.h"
 #include "pipeline/shard_pool.h"
@@ -21,6 +22,7 @@ namespace ea {
 struct RuntimeContext {
   ShardPool* pool = nullptr;
   std::shared_ptr<const SinkSet> sinks;
+  MetricRegistry* metrics = nullptr;  // where the spec's metrics live (owned by the runtime)
 };
 
 class LoadedSpec {

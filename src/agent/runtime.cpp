@@ -32,7 +32,7 @@ Result<void> Runtime::apply(Spec spec) {
   std::lock_guard apply_lock(apply_mutex_);
   std::string name = spec.name;
   std::string version = spec.version;
-  auto prepared = LoadedSpec::prepare(std::move(spec), RuntimeContext{pool_.get(), sinks_});
+  auto prepared = LoadedSpec::prepare(std::move(spec), RuntimeContext{pool_.get(), sinks_, &metrics_});
   if (!prepared) return std::unexpected(with_context(prepared.error(), fmt::format("spec '{}' not applied", name)));
   std::unique_ptr<LoadedSpec> next = std::move(*prepared);
 

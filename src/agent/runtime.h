@@ -10,6 +10,7 @@
 
 #include "agent/loaded_spec.h"
 #include "core/result.h"
+#include "metrics/registry.h"
 #include "pipeline/shard_pool.h"
 
 namespace ea {
@@ -32,12 +33,14 @@ class Runtime {
   bool contains(std::string_view name) const;
   std::vector<std::string> names() const;
   nlohmann::json list() const;
+  MetricRegistry& metrics() { return metrics_; }
   // Stops every spec, drains the shards and flushes the sinks (SIGINT/SIGTERM).
   void shutdown();
 
  private:
   explicit Runtime(RuntimeOptions options);
   RuntimeOptions options_;
+  MetricRegistry metrics_;
   std::unique_ptr<ShardPool> pool_;
   std::shared_ptr<SinkSet> sinks_;
   std::mutex apply_mutex_;    // serialises apply/remove
