@@ -17,6 +17,17 @@ inline constexpr size_t kMaxPrograms = 256;
 inline constexpr size_t kMaxChannels = 256;  // in the whole spec
 inline constexpr size_t kMaxEvents = 1024;   // in the whole spec
 inline constexpr size_t kMaxNamedItems = 1024;  // progs, variables, maps, attach, functions, args
+// `metrics:` bounds: a map key is read and decoded on every collection, so keep it small.
+inline constexpr size_t kMaxMetricLabels = 32;
+inline constexpr uint64_t kMaxLabelSize = 1024;      // bytes of key one label takes
+inline constexpr uint64_t kMaxMetricKeySize = 4096;  // bytes of key all labels take
+inline constexpr size_t kMaxDecoders = 16;
+inline constexpr size_t kMaxMetricMapEntries = 1024;  // static_map entries
+inline constexpr size_t kMaxRegexps = 16;
+inline constexpr size_t kMaxRegexpSize = 256;
+inline constexpr size_t kMaxLabelValueSize = 1024;
+inline constexpr size_t kMaxMetricNameSize = 200;
+inline constexpr uint64_t kMaxBuckets = 512;
 
 // A field's path and position, kept for cross-reference errors ("no such program").
 struct FieldRef {
@@ -68,6 +79,8 @@ std::optional<std::string> read_safe_name(YamlReader& reader, const Field& field
 std::optional<ProgramDraft> parse_program(YamlReader& reader, const Field& item);
 // `type`-specific `properties` of a program whose type is known.
 void parse_properties(YamlReader& reader, const Field& properties, ProgramSpec& program);
+// `metrics:` of an ebpf_object program (map metrics).
+std::vector<MapMetricSpec> parse_map_metrics(YamlReader& reader, const Field& metrics);
 // `channels: {NAME: {...}}`, `events: [...]`, `storage: {kafka: true}`.
 std::vector<ChannelDraft> parse_channels(YamlReader& reader, const Field& channels);
 std::vector<EventDraft> parse_events(YamlReader& reader, const Field& events);

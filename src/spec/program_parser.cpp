@@ -11,8 +11,8 @@
 namespace ea {
 namespace {
 
-constexpr std::array<std::string_view, 7> kProgramFields{"name",       "type",     "path",  "sha256",
-                                                         "properties", "channels", "events"};
+constexpr std::array<std::string_view, 8> kProgramFields{"name",       "type",     "path",   "sha256",
+                                                         "properties", "channels", "events", "metrics"};
 constexpr std::array<std::string_view, 3> kProgramTypes{"ebpf_object", "bpftrace", "user_so"};
 
 std::optional<ProgramType> program_type_named(std::string_view name) {
@@ -124,6 +124,14 @@ std::optional<ProgramDraft> parse_program(YamlReader& reader, const Field& item)
     }
     if (const Field* properties = fields->get("properties")) parse_properties(reader, *properties, draft.spec);
     check_source(reader, item, *fields, draft.spec);
+    if (const Field* metrics = fields->get("metrics")) {
+      if (*type == ProgramType::EbpfObject)
+        draft.spec.metrics = parse_map_metrics(reader, *metrics);
+      else
+        reader.error(*metrics, fmt::format("metrics are read from the BPF maps of ebpf_object programs, and this one "
+                                           "is {} — move them to the ebpf_object program that owns the maps",
+                                           to_string(*type)));
+    }
   }
 
   if (const Field* channels = fields->get("channels")) draft.channels = parse_channels(reader, *channels);

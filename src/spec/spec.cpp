@@ -30,6 +30,29 @@ std::string_view to_string(ChannelType type) {
   return "unknown";
 }
 
+std::string_view to_string(LabelDecoderKind kind) {
+  switch (kind) {
+    case LabelDecoderKind::Uint: return "uint";
+    case LabelDecoderKind::Int: return "int";
+    case LabelDecoderKind::String: return "string";
+    case LabelDecoderKind::Hex: return "hex";
+    case LabelDecoderKind::InetIp: return "inet_ip";
+    case LabelDecoderKind::Ksym: return "ksym";
+    case LabelDecoderKind::StaticMap: return "static_map";
+    case LabelDecoderKind::Regexp: return "regexp";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(BucketType type) {
+  switch (type) {
+    case BucketType::Exp2: return "exp2";
+    case BucketType::Linear: return "linear";
+    case BucketType::Fixed: return "fixed";
+  }
+  return "unknown";
+}
+
 const ProgramSpec* Spec::find_program(std::string_view wanted) const {
   auto it = std::ranges::find(programs, wanted, &ProgramSpec::name);
   return it == programs.end() ? nullptr : &*it;

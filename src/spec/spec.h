@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "metrics/metric.h"
+
 namespace ea {
 
 // Where something was written, for error messages ("oom.yaml:12:7").
@@ -87,6 +89,52 @@ struct UserSoProps {
   Value config;          // free-form, handed to init as JSON text
 };
 
+// `metrics:` of an ebpf_object program: a map the kernel aggregates into, read on every metrics
+// collection; its key decodes into labels field by field (in the spirit of ebpf_exporter).
+enum class LabelDecoderKind {
+  Uint, Int, String, Hex, InetIp, Ksym,  // bytes -> text: exactly one, first
+  StaticMap, Regexp,                     // text -> text / filter: any number after it
+};
+std::string_view to_string(LabelDecoderKind kind);
+
+enum class ByteOrder { Host, Little, Big };
+
+struct LabelDecoder {
+  LabelDecoderKind kind = LabelDecoderKind::Uint;
+  ByteOrder byte_order = ByteOrder::Host;         // uint, int
+  std::map<std::string, std::string> static_map;  // static_map: decoded text -> label value
+  std::vector<std::string> regexps;               // regexp: keep keys whose text matches one
+  SourcePos pos;
+};
+
+struct MapMetricLabel {
+  std::string name;  // "" for `padding: N` (bytes skipped)
+  uint32_t size = 0;
+  std::vector<LabelDecoder> decoders;
+  SourcePos pos;
+};
+
+enum class BucketType { Exp2, Linear, Fixed };
+std::string_view to_string(BucketType type);
+
+struct MapMetricSpec {
+  std::string name;  // Prometheus base name, unit suffix included, no `_total`
+  std::string help;
+  std::string unit;
+  MetricKind kind = MetricKind::Counter;
+  std::string map;
+  std::optional<std::vector<MapMetricLabel>> labels;  // nullopt: inferred from the key's BTF
+  double value_scale = 1;                             // counters and gauges
+  // Histograms: the last label is the bucket key.
+  BucketType bucket_type = BucketType::Exp2;
+  double bucket_multiplier = 1;  // key unit -> metric unit
+  uint64_t bucket_min = 0;       // exp2/linear: bucket keys bucket_min..bucket_max
+  uint64_t bucket_max = 0;
+  std::vector<uint64_t> bucket_keys;  // fixed: ascending
+  SourcePos pos;
+  SourcePos labels_pos;  // where `labels:` was written (the metric when omitted)
+};
+
 enum class ProgramType { EbpfObject, Bpftrace, UserSo };
 std::string_view to_string(ProgramType type);
 
@@ -96,6 +144,7 @@ struct ProgramSpec {
   std::string path;    // as written: file://, http(s)://, ftp://, or a plain path; may be empty for bpftrace `src`
   std::string sha256;  // lowercase hex; when set the fetched content must match
   std::variant<EbpfObjectProps, BpftraceProps, UserSoProps> props;
+  std::vector<MapMetricSpec> metrics;  // ebpf_object only
   SourcePos pos;
 };
 
