@@ -10,28 +10,37 @@ namespace {
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
-// Length of the well-formed UTF-8 sequence at text[i] (RFC 3629: no overlongs, no surrogates,
-// nothing above U+10FFFF), or 0 when the bytes there are not one.
-size_t utf8_sequence_length(std::string_view text, size_t i) {
-  auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
-  auto continuation = [&](size_t k) { return k < text.size() && (byte(k) & 0xC0) == 0x80; };
-  unsigned char lead = byte(i);
-  if (lead >= 0xC2 && lead <= 0xDF) return continuation(i + 1) ? 2 : 0;
-  if (lead >= 0xE0 && lead <= 0xEF) {
-    if (i + 1 >= text.size()) return 0;
-    unsigned char second = byte(i + 1);
-    if (lead == 0xE0 && second < 0xA0) return 0;  // overlong
-    if (lead == 0xED && second > 0x9F) return 0;  // UTF-16 surrogate
-    return continuation(i + 1) && continuation(i + 2) ? 3 : 0;
+struct Utf8Scan {
+  bool valid;
+  size_t length;  // the sequence's bytes when valid, else the invalid run one U+FFFD replaces
+};
+
+// Reads the UTF-8 sequence at text[i] (RFC 3629: no overlongs, no surrogates, nothing above
+// U+10FFFF). An invalid one is replaced by one U+FFFD per "maximal subpart" (Unicode's
+// recommended practice, which Python's errors="replace" also follows).
+Utf8Scan scan_utf8(std::string_view text, size_t i) {
+  auto lead = static_cast<unsigned char>(text[i]);
+  size_t length;
+  unsigned char low = 0x80, high = 0xBF;  // range of the first continuation byte
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;   // overlong
+    if (lead == 0xED) high = 0x9F;  // UTF-16 surrogates
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;   // overlong
+    if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
+  } else {
+    return {false, 1};
   }
-  if (lead >= 0xF0 && lead <= 0xF4) {
-    if (i + 1 >= text.size()) return 0;
-    unsigned char second = byte(i + 1);
-    if (lead == 0xF0 && second < 0x90) return 0;  // overlong
-    if (lead == 0xF4 && second > 0x8F) return 0;  // above U+10FFFF
-    return continuation(i + 1) && continuation(i + 2) && continuation(i + 3) ? 4 : 0;
+  for (size_t k = 1; k < length; ++k) {
+    if (i + k >= text.size()) return {false, k};
+    auto byte = static_cast<unsigned char>(text[i + k]);
+    if (byte < (k == 1 ? low : 0x80) || byte > (k == 1 ? high : 0xBF)) return {false, k};
   }
-  return 0;
+  return {true, length};
 }
 
 }  // namespace
@@ -47,12 +56,14 @@ void append_clickhouse_string(std::string_view text, std::string& out) {
       ++i;
       continue;
     }
+    size_t skip = 1;
     if (c >= 0x80) {
-      size_t length = utf8_sequence_length(text, i);
-      if (length != 0) {
-        i += length;
+      Utf8Scan scan = scan_utf8(text, i);
+      if (scan.valid) {
+        i += scan.length;
         continue;
       }
+      skip = scan.length;
     }
     out.append(text, plain_start, i - plain_start);
     switch (c) {
@@ -70,7 +81,7 @@ void append_clickhouse_string(std::string_view text, std::string& out) {
           out += hex[c & 0xf];
         }
     }
-    ++i;
+    i += skip;
     plain_start = i;
   }
   out.append(text, plain_start, text.size() - plain_start);
