@@ -79,7 +79,18 @@ Result<std::unique_ptr<LoadedSpec>> LoadedSpec::prepare(Spec spec, RuntimeContex
   std::unique_ptr<LoadedSpec> loaded(new LoadedSpec(std::move(spec), std::move(context)));
   if (auto ok = loaded->load_programs(); !ok) return std::unexpected(ok.error());
   if (auto ok = loaded->bind_channels(); !ok) return std::unexpected(ok.error());
+  if (auto ok = loaded->bind_map_metrics(); !ok) return std::unexpected(ok.error());
   return loaded;
+}
+
+Result<void> LoadedSpec::bind_map_metrics() {
+  auto metrics = BpfMapMetrics::bind(spec_, [this](std::string_view name) -> bpf_object* {
+    Program* program = find(name);
+    return program && program->object ? program->object->object() : nullptr;
+  });
+  if (!metrics) return std::unexpected(metrics.error());
+  if (!(*metrics)->empty()) map_metrics_ = std::move(*metrics);
+  return {};
 }
 
 LoadedSpec::Program* LoadedSpec::find(std::string_view name) {
@@ -313,12 +324,16 @@ Result<void> LoadedSpec::start() {
     if (!program.bpftrace) continue;
     if (auto ok = program.bpftrace->start(); !ok) return undo(program_error(*program.spec, ok.error()));
   }
+  if (map_metrics_ && context_.metrics)
+    map_metrics_collector_ = context_.metrics->add_collector(
+        spec_.name, [metrics = map_metrics_](std::vector<MetricFamily>& out) { metrics->collect(out); });
   return {};
 }
 
 void LoadedSpec::stop() {
   if (!running_) return;
   running_ = false;
+  if (map_metrics_collector_ && context_.metrics) context_.metrics->remove_collector(std::exchange(map_metrics_collector_, 0));
   for (Program& program : programs_) {
     if (program.bpftrace) program.bpftrace->stop();
     if (program.object) program.object->detach();

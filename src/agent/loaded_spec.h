@@ -11,6 +11,7 @@
 #include "loader/bpftrace_program.h"
 #include "loader/ebpf_object.h"
 #include "loader/user_so.h"
+#include "metrics/bpf_map_metrics.h"
 #include "metrics/registry.h"
 #include "pipeline/fanout.h"
 #include "pipeline/route.h"
@@ -67,6 +68,7 @@ class LoadedSpec {
   using PluginHook = Result<void> (UserSoPlugin::*)(EbpfObject&);
   Result<void> run_plugin_hook(std::string_view hook, PluginHook call);
   Result<void> bind_channels();
+  Result<void> bind_map_metrics();  // `metrics:` of ebpf_object programs, checked against their maps
   Result<void> bind_channel(Channel& channel);
   Result<std::shared_ptr<Route>> make_route(const Channel& channel, const EventSpec* event, const struct btf* btf,
                                             int struct_id);
@@ -78,6 +80,8 @@ class LoadedSpec {
   RuntimeContext context_;
   std::vector<Program> programs_;
   std::vector<Channel> channels_;
+  std::shared_ptr<BpfMapMetrics> map_metrics_;  // null when the spec declares none
+  uint64_t map_metrics_collector_ = 0;          // registry id while running
   bool running_ = false;
 };
 
