@@ -81,8 +81,10 @@ void ClickHouseSink::queue_rows(Table& table, std::string_view rows, uint64_t co
     if (closed) {
       dropped = count;
     } else {
+      bool was_empty = !table.queue.has_waiting();
       dropped = table.queue.push(rows, count, Clock::now());
-      if (table.queue.waiting_rows() >= options_.batch_records) wake_.notify_one();
+      // The writer sleeps without a deadline while nothing waits: the first row sets its flush timer.
+      if (was_empty || table.queue.waiting_rows() >= options_.batch_records) wake_.notify_one();
     }
   }
   if (dropped > 0) note_dropped(table, dropped, closed ? "the output is stopped" : "the queue is full");
