@@ -48,7 +48,7 @@ Result<std::string> read_password_file(const std::string& path, std::string_view
 
 Result<ClickHouseOptions> parse_clickhouse_options(const OutputDescription& output) {
   if (auto checked = output.check_options({"database", "user", "password", "password_file", "batch_records", "flush",
-                                           "queue_max", "queue_bytes", "timeout"},
+                                           "queue_max", "queue_bytes", "timeout", "retention"},
                                           kClickHouseUsage);
       !checked)
     return std::unexpected(checked.error());
@@ -102,6 +102,13 @@ Result<ClickHouseOptions> parse_clickhouse_options(const OutputDescription& outp
   if (!timeout) return std::unexpected(timeout.error());
   if (timeout->count() < 100) return failf("output '{}': timeout must be at least 100ms", output.text);
   options.connection.timeout = *timeout;
+
+  auto retention = output.duration_option("retention", options.retention);
+  if (!retention) return std::unexpected(retention.error());
+  if (retention->count() != 0 && *retention < std::chrono::hours(24))
+    return failf("output '{}': retention is kept in whole days: give at least 1d (or 0 to keep everything)",
+                 output.text);
+  options.retention = *retention;
   return options;
 }
 

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "sink/clickhouse_retention.h"
 #include "sink/clickhouse_rows.h"
 #include "sink/clickhouse_schema.h"
 
@@ -15,6 +16,7 @@ constexpr auto kFirstBackoff = std::chrono::milliseconds(250);
 constexpr auto kMaxBackoff = std::chrono::seconds(10);
 constexpr auto kStopGrace = std::chrono::seconds(5);
 constexpr int64_t kLogIntervalNs = 10'000'000'000;
+constexpr auto kRetentionInterval = std::chrono::hours(1);
 
 }  // namespace
 
@@ -197,6 +199,25 @@ ClickHouseSink::Delivery ClickHouseSink::deliver(ClickHouseClient& client, const
   return inserted.error().rows_rejected() ? Delivery::Rejected : Delivery::Retry;
 }
 
+void ClickHouseSink::apply_retention(ClickHouseClient& client) {
+  if (options_.retention.count() == 0 || !schema_ready_) return;
+  auto now = Clock::now();
+  if (now < next_retention_at_) return;
+  next_retention_at_ = now + kRetentionInterval;
+  uint64_t now_seconds = wall_clock_ns() / 1'000'000'000ull;
+  uint64_t retention_seconds = static_cast<uint64_t>(options_.retention.count()) / 1000;
+  uint64_t cutoff = now_seconds > retention_seconds ? now_seconds - retention_seconds : 0;
+  for (std::string_view table : {kClickHouseEventsTable, kClickHouseMetricsTable}) {
+    auto dropped = drop_expired_partitions(client, options_.database, table, cutoff);
+    if (!dropped)
+      spdlog::warn("clickhouse output {}: retention: {} (tried again in an hour)", options_.connection.url,
+                   dropped.error().message);
+    else if (*dropped > 0)
+      spdlog::info("clickhouse output {}: retention: dropped {} day partitions of {}.{}", options_.connection.url,
+                   *dropped, options_.database, table);
+  }
+}
+
 void ClickHouseSink::run() {
   ClickHouseClient client(options_.connection);
   std::unique_lock lock(mutex_);
@@ -210,6 +231,7 @@ void ClickHouseSink::run() {
     uint64_t bytes[2] = {0, 0};
     std::string error[2];
     for (int i = 0; i < 2; ++i) outcome[i] = deliver(client, *tables[i], taken[i], bytes[i], error[i]);
+    apply_retention(client);
     lock.lock();
 
     bool retry = false;

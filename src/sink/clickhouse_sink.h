@@ -48,6 +48,7 @@ class ClickHouseSink : public Sink {
   bool wait_for_work(std::unique_lock<std::mutex>& lock);
   Delivery deliver(ClickHouseClient& client, const Table& table, const std::vector<RowChunk>& chunks,
                    uint64_t& body_bytes, std::string& error);
+  void apply_retention(ClickHouseClient& client);
   void queue_rows(Table& table, std::string_view rows, uint64_t count);
   void note_dropped(const Table& table, uint64_t rows, std::string_view why);
   void log_failure_locked(std::string_view message);
@@ -70,6 +71,7 @@ class ClickHouseSink : public Sink {
   int64_t last_drop_log_ns_ = 0;
   uint64_t dropped_since_log_ = 0;
   bool schema_ready_ = false;  // writer thread only
+  Clock::time_point next_retention_at_{};  // writer thread only
   std::mutex stop_mutex_;
   std::thread writer_;
 };

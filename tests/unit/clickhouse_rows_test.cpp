@@ -146,7 +146,7 @@ TEST(ClickHouseRows, HistogramRowsAreCumulativeWithInfLast) {
 TEST(ClickHouseOptions, ParsesEveryOption) {
   auto output = parse_output_description(
       "clickhouse:https://ch.example:8443/,database=obs_1,user=agent,password=p=w,batch_records=500,"
-      "flush=250ms,queue_max=2000,queue_bytes=1M,timeout=3s");
+      "flush=250ms,queue_max=2000,queue_bytes=1M,timeout=3s,retention=30d");
   ASSERT_TRUE(output) << output.error().message;
   auto options = parse_clickhouse_options(*output);
   ASSERT_TRUE(options) << options.error().message;
@@ -159,6 +159,7 @@ TEST(ClickHouseOptions, ParsesEveryOption) {
   EXPECT_EQ(options->queue_max, 2000u);
   EXPECT_EQ(options->queue_bytes, 1u << 20);
   EXPECT_EQ(options->connection.timeout, std::chrono::seconds(3));
+  EXPECT_EQ(options->retention, std::chrono::hours(24 * 30));
 }
 
 TEST(ClickHouseOptions, RefusesWhatWouldBreakSqlOrLeakSecrets) {
@@ -182,6 +183,7 @@ TEST(ClickHouseOptions, RefusesWhatWouldBreakSqlOrLeakSecrets) {
   EXPECT_NE(error("clickhouse:http://h,batch_records=0"), "");
   EXPECT_NE(error("clickhouse:http://h,batch_records=2000000"), "");
   EXPECT_NE(error("clickhouse:http://h,flush=0"), "");
+  EXPECT_NE(error("clickhouse:http://h,retention=12h").find("whole days"), std::string::npos);
   EXPECT_NE(error("clickhouse:http://h,bogus=1").find("bogus"), std::string::npos);
   EXPECT_EQ(error("clickhouse:http://127.0.0.1:8123"), "");
 }

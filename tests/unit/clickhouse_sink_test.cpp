@@ -339,6 +339,31 @@ TEST_F(ClickHouseSinkTest, AuthenticatesWithUserAndPassword) {
   EXPECT_EQ(count("events"), 4u);
 }
 
+TEST_F(ClickHouseSinkTest, RetentionDropsWholeDaysOlderThanIt) {
+  start_server();
+  ClickHouseOptions kept = options();
+  kept.retention = std::chrono::hours(24 * 7);
+  ClickHouseSink sink(kept);
+  uint64_t now = wall_clock_ns();
+  uint64_t day = 86'400'000'000'000ull;
+  RecordBatch mixed = batch(3);
+  mixed.records[0].time_ns = now - 10 * day;
+  mixed.records[1].time_ns = now - 9 * day;
+  mixed.records[2].time_ns = now - day;
+  sink.write(mixed, "");
+  MetricFamily gauge{.name = "g", .kind = MetricKind::Gauge};
+  gauge.series.resize(1);
+  sink.write_metrics(MetricsSnapshot{.time_ns = now - 30 * day, .families = {gauge}});
+  sink.write_metrics(MetricsSnapshot{.time_ns = now, .families = {gauge}});
+  sink.flush();
+  EXPECT_EQ(sink.counters().records.load(), 3u);
+  EXPECT_EQ(sink.counters().metric_samples.load(), 2u);
+  auto left = select("SELECT visitParamExtractUInt(data, 'seq') AS seq FROM `" + database_ + "`.events");
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0]["seq"], "2");
+  EXPECT_EQ(count("metrics"), 1u);
+}
+
 TEST_F(ClickHouseSinkTest, BatchesSplitAtBatchRecords) {
   start_server();
   ClickHouseOptions small = options();
