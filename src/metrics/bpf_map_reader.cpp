@@ -86,6 +86,7 @@ Result<bool> MapReader::read_batched(MapEntries& out) {
 }
 
 Result<void> MapReader::read_by_key(MapEntries& out) {
+  out.count = 0;
   const size_t key_size = shape_.key_size, value_bytes = shape_.value_bytes();
   std::vector<std::byte> previous(key_size), next(key_size);
   out.keys.clear();

@@ -47,12 +47,15 @@ class MapReader {
   const MapShape& shape() const { return shape_; }
   // Replaces `out` with the map's current entries.
   Result<void> read(MapEntries& out);
+  // The fallback for kernels or map types without batched lookups (public for tests).
+  Result<void> read_by_key(MapEntries& out);
+  // False once the kernel refused batched lookups for this map.
+  bool batching() const { return !batch_unsupported_; }
 
  private:
   // false when this read must go key by key (batching not available for the map, or a hash
   // bucket larger than one batch).
   Result<bool> read_batched(MapEntries& out);
-  Result<void> read_by_key(MapEntries& out);
 
   int fd_;
   MapShape shape_;

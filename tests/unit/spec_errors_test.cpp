@@ -54,7 +54,7 @@ spec:
             "t.yaml:3:1: field 'descripton': unknown field 'descripton' — use one of: kind, name, description, version, "
             "author, spec (did you mean 'description'?)\n"
             "t.yaml:9:7: field 'spec.programs[0].propertes': unknown field 'propertes' — use one of: name, type, path, "
-            "sha256, properties, channels, events (did you mean 'properties'?)\n"
+            "sha256, properties, channels, events, metrics (did you mean 'properties'?)\n"
             "t.yaml:13:7: field 'spec.channels.oom_events.pinpth': unknown field 'pinpth' — use one of: type, pinpath, "
             "program, struct, events, storage (did you mean 'pinpath'?)");
 }

@@ -1,0 +1,270 @@
+// Map metrics against the kernel (root): the fixture map_metrics_syscalls.bpf.o counts getppid()
+// per process name and times nanosleep() into an exp2 histogram; the test makes the calls from a
+// thread with a unique name and reads the metrics the way the agent does.
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <linux/bpf.h>
+
+#include <algorithm>
+#include <set>
+#include <thread>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "loader/ebpf_object.h"
+#include "loader/fetch.h"
+#include "metrics/bpf_map_metrics.h"
+#include "metrics/prometheus_text.h"
+#include "spec/parser.h"
+
+namespace ea {
+namespace {
+
+#define REQUIRE_ROOT() \
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: loads BPF programs into the kernel"
+
+constexpr const char* kSpec = R"(kind: ebpfprogram
+name: mm
+spec:
+  programs:
+    - name: syscalls
+      type: ebpf_object
+      path: map_metrics_syscalls.bpf.o
+      metrics:
+        - name: getppid_calls
+          help: getppid() calls by process
+          type: counter
+          map: getppid_calls
+          labels:
+            - {name: comm, size: 16, decoders: [{name: string}]}
+            - {name: version, size: 1}
+            - {padding: 3}
+            - name: kind
+              size: 4
+              decoders: [{name: uint}, {name: static_map, static_map: {1: getppid, 2: other}}]
+            - {name: uid, size: 4}
+        - name: getppid_calls_inferred
+          type: counter
+          map: getppid_calls
+        - name: getppid_all
+          type: gauge
+          map: getppid_total
+        - name: sleep_duration_seconds
+          type: histogram
+          unit: seconds
+          map: sleep_latency
+          bucket_type: exp2
+          bucket_multiplier: 1e-6
+          bucket_max: 26
+)";
+
+struct Loaded {
+  Spec spec;
+  std::unique_ptr<EbpfObject> object;
+};
+
+Result<Loaded> load_fixture(std::string_view yaml) {
+  auto specs = parse_specs(yaml, "mm.yaml", EA_BUILD_DIR "/tests/bpf");
+  if (!specs) return std::unexpected(specs.error());
+  Loaded loaded{.spec = std::move(specs->front())};
+  const ProgramSpec& program = loaded.spec.programs.front();
+  auto file = fetch_program_file(EA_BUILD_DIR "/tests/bpf/map_metrics_syscalls.bpf.o", "", "", program.pos);
+  if (!file) return std::unexpected(file.error());
+  auto object = EbpfObject::open(program, std::move(*file));
+  if (!object) return std::unexpected(object.error());
+  if (auto ok = (*object)->load(); !ok) return std::unexpected(ok.error());
+  loaded.object = std::move(*object);
+  return loaded;
+}
+
+Result<std::shared_ptr<BpfMapMetrics>> bind(Loaded& loaded) {
+  return BpfMapMetrics::bind(loaded.spec, [&](std::string_view) { return loaded.object->object(); });
+}
+
+// Makes the calls from a thread whose name (comm) no other process has.
+std::string run_calls(int getppid_calls, int sleeps, std::chrono::microseconds sleep) {
+  std::string name = fmt::format("eamm{}", getpid() % 100000);
+  std::thread([&] {
+    prctl(PR_SET_NAME, name.c_str());
+    for (int i = 0; i < getppid_calls; ++i) syscall(SYS_getppid);
+    timespec pause{0, static_cast<long>(sleep.count() * 1000)};
+    for (int i = 0; i < sleeps; ++i) syscall(SYS_nanosleep, &pause, nullptr);
+  }).join();
+  return name;
+}
+
+const MetricFamily* family(const std::vector<MetricFamily>& families, std::string_view name) {
+  auto it = std::ranges::find(families, name, &MetricFamily::name);
+  return it == families.end() ? nullptr : &*it;
+}
+
+const MetricSeries* series_with(const MetricFamily& family, std::string_view label, std::string_view value) {
+  for (const MetricSeries& series : family.series)
+    for (const auto& [n, v] : series.labels)
+      if (n == label && v == value) return &series;
+  return nullptr;
+}
+
+TEST(BpfMapMetricsKernel, CountersGaugesAndHistogramsFromTheFixtureMaps) {
+  REQUIRE_ROOT();
+  auto loaded = load_fixture(kSpec);
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  ASSERT_TRUE(loaded->object->attach());
+  auto metrics = bind(*loaded);
+  ASSERT_TRUE(metrics) << metrics.error().message;
+
+  std::string comm = run_calls(37, 3, std::chrono::microseconds(3000));
+  std::vector<MetricFamily> families;
+  (*metrics)->collect(families);
+
+  const MetricFamily* declared = family(families, "getppid_calls");
+  ASSERT_NE(declared, nullptr);
+  EXPECT_EQ(declared->help, "getppid() calls by process");
+  EXPECT_EQ(declared->spec, "mm");
+  const MetricSeries* ours = series_with(*declared, "comm", comm);
+  ASSERT_NE(ours, nullptr) << comm << " not among " << declared->series.size() << " series";
+  EXPECT_EQ(ours->labels, (LabelSet{{"comm", comm}, {"kind", "getppid"}, {"uid", fmt::format("{}", getuid())},
+                                     {"version", "1"}}));
+  EXPECT_EQ(ours->value, 37);
+
+  // Labels from the key's BTF: the char array as a string, the enum by its enumerator's name,
+  // integers as numbers, the hole skipped.
+  const MetricFamily* inferred = family(families, "getppid_calls_inferred");
+  ASSERT_NE(inferred, nullptr);
+  const MetricSeries* inferred_ours = series_with(*inferred, "comm", comm);
+  ASSERT_NE(inferred_ours, nullptr);
+  EXPECT_EQ(inferred_ours->labels, (LabelSet{{"comm", comm}, {"kind", "CALL_GETPPID"},
+                                              {"uid", fmt::format("{}", getuid())}, {"version", "1"}}));
+  EXPECT_EQ(inferred_ours->value, 37);
+
+  const MetricFamily* total = family(families, "getppid_all");
+  ASSERT_NE(total, nullptr);
+  ASSERT_EQ(total->series.size(), 1u);
+  EXPECT_EQ(total->series[0].labels, (LabelSet{{"key", "0"}}));
+  EXPECT_GE(total->series[0].value, 37);
+
+  const MetricFamily* sleeps = family(families, "sleep_duration_seconds");
+  ASSERT_NE(sleeps, nullptr);
+  EXPECT_EQ(sleeps->kind, MetricKind::Histogram);
+  EXPECT_EQ(sleeps->unit, "seconds");
+  const MetricSeries* slept = series_with(*sleeps, "comm", comm);
+  ASSERT_NE(slept, nullptr);
+  const HistogramData& h = slept->histogram;
+  ASSERT_EQ(h.bounds.size(), 27u);
+  EXPECT_DOUBLE_EQ(h.bounds[0], 1e-6);
+  EXPECT_DOUBLE_EQ(h.bounds[12], 4096e-6);
+  EXPECT_EQ(h.count, 3u);
+  EXPECT_GE(h.sum, 0.009);
+  EXPECT_LT(h.sum, 3.0);
+  // Each 3 ms sleep is counted in a bucket whose bound is at least 3 ms and no bucket below 2 ms.
+  uint64_t at_least_3ms = 0;
+  for (size_t i = 0; i < h.bounds.size(); ++i) {
+    if (h.bounds[i] >= 0.003) at_least_3ms += h.counts[i];
+    if (h.bounds[i] < 0.002) EXPECT_EQ(h.counts[i], 0u) << "bucket " << h.bounds[i];
+  }
+  EXPECT_EQ(at_least_3ms + h.counts.back(), 3u);
+
+  // The counts keep growing between collections; the rendered text carries them.
+  run_calls(5, 0, {});
+  families.clear();
+  (*metrics)->collect(families);
+  ASSERT_NE(family(families, "getppid_calls"), nullptr);
+  ours = series_with(*family(families, "getppid_calls"), "comm", comm);
+  ASSERT_NE(ours, nullptr);
+  EXPECT_EQ(ours->value, 42);
+  MetricsSnapshot snapshot{.time_ns = 1, .families = families};
+  std::string text = render_prometheus_text(snapshot);
+  EXPECT_NE(text.find(fmt::format("getppid_calls_total{{comm=\"{}\",kind=\"getppid\",uid=\"{}\",version=\"1\"}} 42", comm, getuid())),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# TYPE sleep_duration_seconds histogram"), std::string::npos);
+}
+
+TEST(BpfMapMetricsKernel, BatchedAndKeyByKeyReadsAgree) {
+  REQUIRE_ROOT();
+  int cpus = libbpf_num_possible_cpus();
+  ASSERT_GT(cpus, 0);
+  MapShape shape{.type = BPF_MAP_TYPE_PERCPU_HASH, .key_size = 4, .value_size = 8, .max_entries = 5000,
+                 .cpus = static_cast<uint32_t>(cpus)};
+  int fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_HASH, "ea_mm_test", 4, 8, shape.max_entries, nullptr);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  std::vector<uint64_t> value(static_cast<size_t>(cpus));
+  for (uint32_t key = 0; key < 4500; ++key) {  // more than one batch
+    std::ranges::fill(value, key);
+    ASSERT_EQ(bpf_map_update_elem(fd, &key, value.data(), BPF_ANY), 0);
+  }
+  MapReader reader(fd, shape);
+  MapEntries batched, by_key;
+  ASSERT_TRUE(reader.read(batched));
+  EXPECT_TRUE(reader.batching()) << "this kernel has batched lookups for per-CPU hash maps (5.6+)";
+  ASSERT_TRUE(reader.read_by_key(by_key));
+  close(fd);
+  auto keys = [&](const MapEntries& entries) {
+    std::set<std::pair<uint32_t, uint64_t>> out;
+    for (size_t i = 0; i < entries.count; ++i) {
+      uint32_t key;
+      uint64_t last_cpu;
+      std::memcpy(&key, entries.key(shape, i).data(), 4);
+      std::memcpy(&last_cpu, entries.value(shape, i).data() + (cpus - 1) * 8, 8);
+      out.emplace(key, last_cpu);
+    }
+    return out;
+  };
+  EXPECT_EQ(batched.count, 4500u);
+  EXPECT_EQ(by_key.count, 4500u);
+  EXPECT_EQ(keys(batched), keys(by_key));
+  EXPECT_EQ(keys(batched).begin()->second, 0u);
+  EXPECT_EQ(keys(batched).rbegin()->second, 4499u);
+}
+
+TEST(BpfMapMetricsKernel, ErrorsNameTheMetricTheMapAndTheFix) {
+  REQUIRE_ROOT();
+  auto typo = load_fixture(R"(kind: ebpfprogram
+name: mm
+spec:
+  programs:
+    - name: syscalls
+      type: ebpf_object
+      path: map_metrics_syscalls.bpf.o
+      metrics:
+        - {name: calls, type: counter, map: getppid_call}
+)");
+  ASSERT_TRUE(typo) << typo.error().message;
+  auto missing = bind(*typo);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message,
+            "mm.yaml:9:11: metric 'calls': program 'syscalls' has no map 'getppid_call' — use one of: getppid_calls, "
+            "getppid_total, sleep_latency, sleep_start (did you mean 'getppid_calls'?)");
+
+  auto sizes = load_fixture(R"(kind: ebpfprogram
+name: mm
+spec:
+  programs:
+    - name: syscalls
+      type: ebpf_object
+      path: map_metrics_syscalls.bpf.o
+      metrics:
+        - name: calls
+          type: counter
+          map: getppid_calls
+          labels:
+            - {name: comm, size: 16, decoders: [{name: string}]}
+            - {name: uid, size: 4}
+)");
+  ASSERT_TRUE(sizes) << sizes.error().message;
+  auto mismatch = bind(*sizes);
+  ASSERT_FALSE(mismatch);
+  EXPECT_EQ(mismatch.error().message,
+            "mm.yaml:9:11: metric 'calls': map 'getppid_calls' of program 'syscalls': the labels at mm.yaml:13:13 "
+            "take 20 bytes and the key is struct call_key (28 bytes) — make the sizes add up to the key's (mind "
+            "alignment holes: skip them with '{padding: N}')");
+
+}
+
+}  // namespace
+}  // namespace ea
