@@ -244,7 +244,7 @@ void ClickHouseSink::run() {
           table.queue.commit(taken[i]);
           if (rows == 0) break;
           (table.metrics ? counters_.metric_samples : counters_.records).fetch_add(rows, std::memory_order_relaxed);
-          counters_.bytes.fetch_add(bytes[i], std::memory_order_relaxed);
+          if (!table.metrics) counters_.bytes.fetch_add(bytes[i], std::memory_order_relaxed);  // bytes of records
           break;
         case Delivery::Rejected:
           table.queue.commit(taken[i]);
