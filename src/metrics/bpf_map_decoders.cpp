@@ -194,7 +194,12 @@ bool LabelDecoderChain::matches(size_t index, const std::string& text) {
   const Step& step = steps_[index];
   std::string key = fmt::format("{}:{}", index, text);
   if (auto it = verdicts_.find(key); it != verdicts_.end()) return it->second;
-  bool verdict = std::ranges::any_of(step.regexps, [&](const std::regex& r) { return std::regex_search(text, r); });
+  bool verdict = false;
+  try {
+    verdict = std::ranges::any_of(step.regexps, [&](const std::regex& r) { return std::regex_search(text, r); });
+  } catch (const std::regex_error&) {
+    verdict = false;  // too complex to decide for this text: drop the key rather than the collection
+  }
   if (verdicts_.size() >= kMaxVerdicts) verdicts_.clear();
   verdicts_.emplace(std::move(key), verdict);
   return verdict;

@@ -184,8 +184,12 @@ MetricFamily MapMetric::build(const MapEntries& entries) {
 }
 
 Result<MetricFamily> MapMetric::collect() {
-  if (auto ok = reader_.read(entries_); !ok) return std::unexpected(ok.error());
-  return build(entries_);
+  try {
+    if (auto ok = reader_.read(entries_); !ok) return std::unexpected(ok.error());
+    return build(entries_);
+  } catch (const std::exception& error) {  // e.g. memory for a huge map: skip this collection, keep the agent
+    return failf("reading the map: {}", error.what());
+  }
 }
 
 Result<MetricMapInfo> BpfMapMetrics::find_map(bpf_object* object, const ProgramSpec& program,
