@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "agent/runtime.h"
 #include "loader/ebpf_object.h"
 #include "loader/fetch.h"
 #include "metrics/bpf_map_metrics.h"
@@ -183,6 +184,49 @@ TEST(BpfMapMetricsKernel, CountersGaugesAndHistogramsFromTheFixtureMaps) {
             std::string::npos)
       << text;
   EXPECT_NE(text.find("# TYPE sleep_duration_seconds histogram"), std::string::npos);
+}
+
+// The runtime registers a spec's map metrics when it starts, and a replaced or removed version's
+// maps are no longer read.
+TEST(BpfMapMetricsKernel, RuntimeReadsOnlyTheRunningVersionsMaps) {
+  REQUIRE_ROOT();
+  RuntimeOptions options;
+  options.workers = 1;
+  options.outputs = {"stdout"};
+  auto runtime = Runtime::create(options);
+  ASSERT_TRUE(runtime) << runtime.error().message;
+  std::string yaml = std::string(kSpec);
+  yaml.replace(yaml.find("path: map_metrics_syscalls.bpf.o"), std::string("path: map_metrics_syscalls.bpf.o").size(),
+               "path: file://" EA_BUILD_DIR "/tests/bpf/map_metrics_syscalls.bpf.o");
+  auto apply = [&] {
+    auto specs = parse_specs(yaml, "mm.yaml", "/");
+    ASSERT_TRUE(specs) << specs.error().message;
+    auto applied = (*runtime)->apply(std::move(specs->front()));
+    ASSERT_TRUE(applied) << applied.error().message;
+  };
+  auto ours = [&](const std::string& comm) -> std::optional<double> {
+    MetricsSnapshot snapshot = (*runtime)->metrics().collect();
+    const MetricFamily* calls = family(snapshot.families, "getppid_calls");
+    if (!calls) return std::nullopt;
+    size_t matching = 0;
+    double value = 0;
+    for (const MetricSeries& series : calls->series)
+      if (std::ranges::find(series.labels, std::pair<std::string, std::string>("comm", comm)) != series.labels.end()) {
+        ++matching;
+        value = series.value;
+      }
+    EXPECT_LE(matching, 1u) << "a series read from two versions' maps";
+    return matching ? std::optional(value) : std::optional(0.0);
+  };
+  apply();
+  std::string comm = run_calls(11, 0, {});
+  EXPECT_EQ(ours(comm), 11);
+  apply();  // a new version: new maps, and the old ones are no longer read
+  EXPECT_EQ(ours(comm), 0);
+  run_calls(4, 0, {});
+  EXPECT_EQ(ours(comm), 4);
+  ASSERT_TRUE((*runtime)->remove("mm"));
+  EXPECT_EQ(ours(comm), std::nullopt);
 }
 
 TEST(BpfMapMetricsKernel, BatchedAndKeyByKeyReadsAgree) {
