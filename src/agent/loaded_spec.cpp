@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/kernel_drop_counter.h"
+#include "agent/storage_selection.h"
 #include "channel/pipe_channel.h"
 #include "channel/ring_buffer_channel.h"
 #include "loader/fetch.h"
@@ -219,7 +220,11 @@ Result<std::shared_ptr<Route>> LoadedSpec::make_route(const Channel& channel, co
   const ChannelSpec& cs = *channel.spec;
   auto route = std::make_shared<Route>();
   route->origin = RecordOrigin{spec_.name, channel.source_program, cs.name, ""};
-  route->sinks = context_.sinks;
+  const auto& storage = cs.storage ? cs.storage : spec_.storage;
+  const SourcePos& storage_pos = cs.storage ? cs.storage->pos : spec_.storage ? spec_.storage->pos : cs.pos;
+  auto sinks = select_sinks(storage, context_.sinks, fmt::format("{}: channel '{}'", storage_pos.str(), cs.name));
+  if (!sinks) return std::unexpected(sinks.error());
+  route->sinks = std::move(*sinks);
   ProcessorContext pc{.spec = &spec_, .channel = &cs, .event = event, .record_btf = btf, .record_type_id = struct_id};
 
   ProcessorFactory factory;

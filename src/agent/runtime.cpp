@@ -2,7 +2,11 @@
 
 #include <thread>
 
+#include <bpf/bpf.h>
 #include <spdlog/spdlog.h>
+
+#include "agent/health_metrics.h"
+#include "agent/storage_selection.h"
 
 namespace ea {
 
@@ -12,7 +16,7 @@ Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeOptions options) {
   std::unique_ptr<Runtime> runtime(new Runtime(std::move(options)));
   auto sinks = std::make_shared<SinkSet>();
   std::vector<std::string> outputs = runtime->options_.outputs;
-  if (outputs.empty()) outputs.push_back("stdout");
+  if (outputs.empty()) outputs = kDefaultOutputs;
   for (const std::string& output : outputs) {
     auto sink = make_sink(output);
     if (!sink) return std::unexpected(sink.error());
@@ -22,6 +26,22 @@ Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeOptions options) {
   unsigned workers = runtime->options_.workers;
   if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
   runtime->pool_ = std::make_unique<ShardPool>(workers);
+
+  if (runtime->options_.bpf_stats) {
+    int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+    if (fd < 0)
+      spdlog::warn("cannot turn on kernel BPF run-time statistics ({}): program run counts and times stay 0",
+                   strerror(errno));
+    runtime->bpf_stats_fd_ = UniqueFd(fd);
+  }
+  Runtime* self = runtime.get();
+  runtime->metrics_.add_collector("", [self](std::vector<MetricFamily>& out) {
+    append_runtime_health(self->list(), out);
+    append_process_metrics(out);
+  });
+  if (runtime->options_.metrics_interval.count() > 0)
+    runtime->metrics_pump_ = std::make_unique<PeriodicThread>(runtime->options_.metrics_interval,
+                                                              [self] { self->publish_metrics(); });
   return runtime;
 }
 
@@ -43,6 +63,7 @@ Result<void> Runtime::apply(Spec spec) {
   if (current == specs_.end()) {
     if (auto started = next->start(); !started)
       return std::unexpected(with_context(started.error(), fmt::format("spec '{}' not applied", name)));
+    storage_by_spec_[name] = next->spec().storage;
     specs_.emplace(name, std::move(next));
     spdlog::info("spec '{}' version '{}' started", name, version);
     return {};
@@ -58,6 +79,7 @@ Result<void> Runtime::apply(Spec spec) {
                     restored.error().message);
     return std::unexpected(with_context(started.error(), fmt::format("spec '{}' not replaced (previous version kept)", name)));
   }
+  storage_by_spec_[name] = next->spec().storage;
   current->second = std::move(next);
   spdlog::info("spec '{}' replaced by version '{}'", name, version);
   return {};
@@ -77,9 +99,11 @@ Result<void> Runtime::remove(std::string_view name) {
     }
     removed = std::move(it->second);
     specs_.erase(it);
+    storage_by_spec_.erase(std::string(name));
   }
   removed->stop();
-  removed.reset();  // closes objects, plugins, FIFOs, helper processes
+  removed.reset();
+  metrics_.remove_spec(name);  // closes objects, plugins, FIFOs, helper processes
   for (const auto& sink : *sinks_) sink->flush();
   spdlog::info("spec '{}' deleted", name);
   return {};
@@ -106,7 +130,10 @@ nlohmann::json Runtime::list() const {
     sinks.push_back({{"name", sink->name()},
                      {"records", sink->counters().records.load()},
                      {"bytes", sink->counters().bytes.load()},
-                     {"failures", sink->counters().failures.load()}});
+                     {"failures", sink->counters().failures.load()},
+                     {"metric_samples", sink->counters().metric_samples.load()},
+                     {"metric_failures", sink->counters().metric_failures.load()},
+                     {"queue_depth", sink->queue_depth()}});
   return {{"specs", std::move(specs)}, {"outputs", std::move(sinks)}};
 }
 
@@ -121,7 +148,31 @@ void Runtime::shutdown() {
   for (auto& [name, spec] : specs) spec->stop();
   specs.clear();
   pool_->stop();
+  // The last snapshot, with the final counts, before the outputs close.
+  if (metrics_pump_) {
+    metrics_pump_->stop();
+    publish_metrics();
+  }
   for (const auto& sink : *sinks_) sink->stop();
+}
+
+void Runtime::publish_metrics() {
+  MetricsSnapshot snapshot = metrics_.collect();
+  std::map<std::string, std::optional<StorageSpec>, std::less<>> storage;
+  {
+    std::lock_guard lock(mutex_);
+    storage = storage_by_spec_;
+  }
+  for (const auto& sink : *sinks_) {
+    if (!sink->accepts_metrics()) continue;
+    MetricsSnapshot selected{snapshot.time_ns, {}};
+    for (const MetricFamily& family : snapshot.families) {
+      auto owner = storage.find(family.spec);
+      if (family.spec.empty() || owner == storage.end() || storage_selects(owner->second, sink->kind()))
+        selected.families.push_back(family);
+    }
+    sink->write_metrics(selected);
+  }
 }
 
 }  // namespace ea

@@ -1,5 +1,6 @@
 // The set of running specs: apply (new or replacement), remove, list. Thread-safe.
 #pragma once
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -10,6 +11,8 @@
 
 #include "agent/loaded_spec.h"
 #include "core/result.h"
+#include "core/periodic_thread.h"
+#include "core/unique_fd.h"
 #include "metrics/registry.h"
 #include "pipeline/shard_pool.h"
 
@@ -17,8 +20,13 @@ namespace ea {
 
 struct RuntimeOptions {
   unsigned workers = 0;              // worker shards; 0 = one per CPU
-  std::vector<std::string> outputs;  // sink descriptions; empty = stdout
+  std::vector<std::string> outputs;  // output descriptions; empty = kDefaultOutputs
+  std::chrono::milliseconds metrics_interval{10'000};  // how often outputs receive metric snapshots
+  bool bpf_stats = true;             // turn on the kernel's BPF run-time statistics while running
 };
+
+// What the agent writes to when no output is configured: the embedded time-series store.
+inline const std::vector<std::string> kDefaultOutputs{"stdout"};
 
 class Runtime {
  public:
@@ -34,6 +42,9 @@ class Runtime {
   std::vector<std::string> names() const;
   nlohmann::json list() const;
   MetricRegistry& metrics() { return metrics_; }
+  // Hands a metric snapshot to every output that takes metrics, honouring each spec's `storage:`.
+  // Runs every metrics_interval, and once more at shutdown.
+  void publish_metrics();
   // Stops every spec, drains the shards and flushes the sinks (SIGINT/SIGTERM).
   void shutdown();
 
@@ -41,11 +52,15 @@ class Runtime {
   explicit Runtime(RuntimeOptions options);
   RuntimeOptions options_;
   MetricRegistry metrics_;
+  UniqueFd bpf_stats_fd_;  // holding it keeps kernel.bpf_stats_enabled on
+  std::unique_ptr<PeriodicThread> metrics_pump_;
   std::unique_ptr<ShardPool> pool_;
   std::shared_ptr<SinkSet> sinks_;
   std::mutex apply_mutex_;    // serialises apply/remove
   mutable std::mutex mutex_;  // guards specs_
   std::map<std::string, std::unique_ptr<LoadedSpec>, std::less<>> specs_;
+  // Each spec's `storage:`, kept past shutdown for the last metrics snapshot.
+  std::map<std::string, std::optional<StorageSpec>, std::less<>> storage_by_spec_;
   bool shut_down_ = false;
 };
 

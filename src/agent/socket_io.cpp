@@ -9,18 +9,6 @@
 
 namespace ea {
 
-UniqueFd::~UniqueFd() {
-  if (fd_ >= 0) close(fd_);
-}
-
-UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = other.release();
-  }
-  return *this;
-}
-
 Result<void> write_message(int fd, std::string_view message) {
   while (!message.empty()) {
     ssize_t n = send(fd, message.data(), message.size(), MSG_NOSIGNAL);

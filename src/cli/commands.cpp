@@ -20,10 +20,12 @@
 #include "agent/spec_loader.h"
 #include "core/units.h"
 #include "cli/list_table.h"
+#include "cli/query_command.h"
 #include "ebpf_agent/plugin.h"
 #include "default_specs.h"
 #include "loader/fetch.h"
 #include "loader/kernel_features.h"
+#include "sink/sink.h"
 #include "spec/parser.h"
 
 namespace ea::cli {
@@ -86,12 +88,35 @@ Result<std::string> read_text_file(const std::string& path) {
 struct AgentOptions {
   std::vector<std::string> outputs;
   unsigned workers = 0;
+  std::string metrics_interval = "10s";
+  bool no_bpf_stats = false;
 };
 
 void add_agent_options(CLI::App* command, AgentOptions& options) {
   command->add_option("-o,--output", options.outputs,
-                      "Where records go: stdout, file:PATH[,max_bytes=SIZE][,keep=N] (repeatable; default stdout)");
+                      fmt::format("Where records and metrics go (repeatable; default: the embedded store): {}",
+                                  output_usage()));
   command->add_option("--workers", options.workers, "Worker shards for processors (default: one per CPU)");
+  command->add_option("--metrics-interval", options.metrics_interval,
+                      "How often outputs receive a metrics snapshot (e.g. 10s; 0 = never)")
+      ->capture_default_str();
+  command->add_flag("--no-bpf-stats", options.no_bpf_stats,
+                    "Leave the kernel's BPF run-time statistics off (program run counts and times stay 0)");
+}
+
+Result<RuntimeOptions> runtime_options(const AgentOptions& options) {
+  auto interval = parse_duration(options.metrics_interval);
+  if (!interval) return std::unexpected(with_context(interval.error(), "--metrics-interval"));
+  return RuntimeOptions{.workers = options.workers,
+                        .outputs = options.outputs,
+                        .metrics_interval = *interval,
+                        .bpf_stats = !options.no_bpf_stats};
+}
+
+Result<std::unique_ptr<Runtime>> create_runtime(const AgentOptions& options) {
+  auto runtime_opts = runtime_options(options);
+  if (!runtime_opts) return std::unexpected(runtime_opts.error());
+  return Runtime::create(std::move(*runtime_opts));
 }
 
 int command_run(const std::vector<std::string>& files, const AgentOptions& options, const std::string& duration_text) {
@@ -124,7 +149,7 @@ int command_run(const std::vector<std::string>& files, const AgentOptions& optio
 
   sigset_t signals = block_stop_signals();
   prepare_kernel();
-  auto runtime = Runtime::create(RuntimeOptions{options.workers, options.outputs});
+  auto runtime = create_runtime(options);
   if (!runtime) {
     std::cerr << "ebpf-agent run: " << runtime.error().message << "\n";
     return 2;
@@ -146,7 +171,7 @@ int command_run(const std::vector<std::string>& files, const AgentOptions& optio
 int command_daemon(const AgentOptions& options, const std::string& socket_path, const std::string& specs_dir) {
   sigset_t signals = block_stop_signals();
   prepare_kernel();
-  auto runtime = Runtime::create(RuntimeOptions{options.workers, options.outputs});
+  auto runtime = create_runtime(options);
   if (!runtime) {
     spdlog::error("{}", runtime.error().message);
     return 2;
@@ -238,7 +263,7 @@ int command_list(const std::string& format, const std::string& socket_path) {
 std::vector<std::string> missing_local_files(const Spec& spec) {
   std::vector<std::string> problems;
   for (const ProgramSpec& program : spec.programs) {
-    if (program.path.empty() || program.path.find("://") != std::string::npos && !program.path.starts_with("file://"))
+    if (program.path.empty() || (program.path.find("://") != std::string::npos && !program.path.starts_with("file://")))
       continue;
     if (auto found = resolve_local_path(program.path, spec.base_dir); !found)
       problems.push_back(fmt::format("{}: field 'programs[{}].path': {}", program.pos.str(), program.name,
@@ -311,6 +336,8 @@ int run_cli(int argc, char** argv) {
 
   auto* validate = app.add_subcommand("validate", "Check spec files without loading them");
   validate->add_option("files", files, "Spec files")->required();
+
+  add_query_command(app);
 
   auto* version = app.add_subcommand("version", "Print the version");
 
