@@ -115,9 +115,12 @@ void KafkaProducer::poll() {
   }
 }
 
-void KafkaProducer::purge_and_drain(int timeout_ms) {
+void KafkaProducer::purge_and_drain(int settle_ms) {
+  // A record purged while its request is at the broker may be stored there all the same, and it is
+  // sent again later: letting in-flight requests finish first keeps such duplicates rare.
+  if (settle_ms > 0) rd_kafka_flush(rk_, settle_ms);
   rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-  rd_kafka_flush(rk_, timeout_ms);
+  rd_kafka_flush(rk_, 1000);
   poll();
 }
 
@@ -125,6 +128,10 @@ std::string KafkaProducer::fatal_reason() {
   char reason[512] = {};
   rd_kafka_resp_err_t error = rd_kafka_fatal_error(rk_, reason, sizeof(reason));
   return fmt::format("{}: {}", rd_kafka_err2name(error), reason);
+}
+
+void KafkaProducer::raise_test_fatal_error() {
+  rd_kafka_test_fatal_error(rk_, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "injected by a test");
 }
 
 void KafkaProducer::delivery_callback(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {

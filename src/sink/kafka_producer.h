@@ -39,11 +39,13 @@ class KafkaProducer {
   rd_kafka_resp_err_t produce(KafkaDataKind kind, std::string_view key, std::string_view value, uint64_t id);
   // Serves waiting delivery reports and errors.
   void poll();
-  // Drops what librdkafka still holds (their reports come back as __PURGE_QUEUE/__PURGE_INFLIGHT)
-  // and serves the reports, waiting at most `timeout`.
-  void purge_and_drain(int timeout_ms);
+  // Waits up to `settle_ms` for what is in flight to be acknowledged, then drops what librdkafka
+  // still holds (reported as __PURGE_QUEUE / __PURGE_INFLIGHT) and serves the reports.
+  void purge_and_drain(int settle_ms);
   // The reason of a fatal error (the producer cannot continue and must be recreated).
   std::string fatal_reason();
+  // librdkafka's own fault injection: raises a fatal error as a broker could.
+  void raise_test_fatal_error();
   const std::string& topic(KafkaDataKind kind) const { return topics_[kafka_kind_index(kind)]; }
 
  private:

@@ -208,7 +208,13 @@ KafkaSpoolCounters KafkaSink::spool_counters() const {
   counters.spool_bytes = stats.bytes;
   counters.spool_records = stats.records;
   counters.corrupt_bytes_skipped = stats.corrupt_bytes_skipped;
+  counters.producer_restarts = producer_restarts_.load();
   return counters;
+}
+
+void KafkaSink::inject_fatal_error_for_test() {
+  test_fatal_requested_ = true;
+  wake();
 }
 
 void KafkaSink::flush() {
@@ -246,6 +252,7 @@ void KafkaSink::run() {
         last_sync = now;
       }
     }
+    if (test_fatal_requested_.exchange(false) && producer_) producer_->raise_test_fatal_error();
     if (producer_failed_) restart_producer();
     feed_producer();
     pollfd waiting{.fd = wake_fd_, .events = POLLIN, .revents = 0};
@@ -363,7 +370,7 @@ void KafkaSink::restart_producer() {
   if (producer_) {
     spdlog::error("{}: the Kafka producer failed ({}); starting a new one and resending from the spool", context_,
                   producer_->fatal_reason());
-    producer_->purge_and_drain(1000);
+    producer_->purge_and_drain(2000);
     retire_delivered();
     producer_.reset();
   }
@@ -382,12 +389,14 @@ void KafkaSink::restart_producer() {
   }
   producer_ = std::move(*producer);
   producer_failed_ = false;
+  producer_restarts_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void KafkaSink::finish() {
   if (producer_) {
-    // What librdkafka still holds is dropped from memory; it stays in the spool for the next start.
-    producer_->purge_and_drain(2000);
+    // stop_timeout is over: what librdkafka still holds is dropped from memory; it stays in the
+    // spool for the next start.
+    producer_->purge_and_drain(0);
     retire_delivered();
     producer_.reset();
   }

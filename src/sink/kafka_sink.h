@@ -39,6 +39,7 @@ struct KafkaSpoolCounters {
   uint64_t spool_bytes = 0;             // on disk now
   uint64_t spool_records = 0;           // not yet acknowledged by Kafka
   uint64_t corrupt_bytes_skipped = 0;   // damaged spool bytes skipped (torn writes after a crash)
+  uint64_t producer_restarts = 0;       // librdkafka producers replaced after a fatal error
 };
 
 class KafkaSink : public Sink, private KafkaProducerEvents {
@@ -54,6 +55,8 @@ class KafkaSink : public Sink, private KafkaProducerEvents {
   void stop() override;   // waits up to stop_timeout for Kafka to take the spool, keeps the rest
   KafkaSpoolCounters spool_counters() const;
   const KafkaSinkOptions& options() const { return options_; }
+  // Tests: has librdkafka raise a fatal error in the current producer (see restart_producer).
+  void inject_fatal_error_for_test();
 
  private:
   // One record handed to librdkafka and not yet retired, in spool order.
@@ -96,6 +99,8 @@ class KafkaSink : public Sink, private KafkaProducerEvents {
   int64_t last_failure_log_ns_ = 0;
   std::thread feeder_;
   std::atomic<uint64_t> in_flight_count_{0};
+  std::atomic<bool> test_fatal_requested_{false};
+  std::atomic<uint64_t> producer_restarts_{0};
 
   std::atomic<uint64_t> spooled_{0};
   std::atomic<uint64_t> replayed_{0};

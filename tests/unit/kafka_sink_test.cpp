@@ -230,6 +230,19 @@ TEST_F(KafkaSinkTest, WhatIsUndeliveredAtStopIsReplayedAtTheNextStartBeforeNewRe
   EXPECT_EQ(sink->spool_counters().replayed, 200u);
 }
 
+TEST_F(KafkaSinkTest, AFatalProducerErrorIsSurvivedByANewProducerResendingFromTheSpool) {
+  auto sink = open_sink();
+  ASSERT_TRUE(sink);
+  write_events(*sink, 1, 100);
+  ASSERT_TRUE(eventually([&] { return sink->counters().records == 100; }));
+  write_events(*sink, 101, 3000);
+  sink->inject_fatal_error_for_test();  // while records are in flight
+  ASSERT_TRUE(eventually([&] { return sink->spool_counters().producer_restarts == 1 && sink->queue_depth() == 0; }))
+      << sink->spool_counters().producer_restarts << " restarts, " << sink->queue_depth() << " records waiting";
+  EXPECT_EQ(sink->counters().failures, 0u);
+  EXPECT_EQ(sequences(consume("events")), range(1, 3000));
+}
+
 TEST_F(KafkaSinkTest, StartsWhileTheBrokersAreDownAndDeliversWhenTheyAppear) {
   cluster_.down();
   auto sink = open_sink();
