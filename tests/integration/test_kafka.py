@@ -14,7 +14,7 @@ data.seq numbered 0, 1, 2, ... by the BPF program, so the test knows exactly wha
    stop summary.
 
 Against a real cluster, cases 2 and 3 are skipped (loudly): the test cannot take real brokers
-down. Case 1 then needs permission to create topics (or auto-creation on the brokers)."""
+down. Case 1 creates its topics there, or relies on the brokers creating them on first use."""
 import json
 import os
 import re
@@ -66,7 +66,13 @@ class KafkaCluster:
         self.command("up")
 
     def create(self, topic, partitions):
-        self.command(f"create {topic} {partitions}")
+        try:
+            self.command(f"create {topic} {partitions}")
+        except AssertionError as error:
+            if self.mock:
+                raise
+            print(f"note: could not create {topic} ({error}); relying on the brokers creating topics on first use "
+                  "(auto.create.topics.enable)", flush=True)
 
     def consume(self, topic):
         return self.command(f"consume {topic} 20000")

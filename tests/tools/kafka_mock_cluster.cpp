@@ -43,8 +43,12 @@ std::string create_real_topic(rd_kafka_t* rk, const std::string& topic, int part
   rd_kafka_NewTopic_t* new_topic = rd_kafka_NewTopic_new(topic.c_str(), partitions, 1, errstr, sizeof(errstr));
   if (!new_topic) return errstr;
   rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
-  rd_kafka_CreateTopics(rk, &new_topic, 1, nullptr, queue);
+  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_request_timeout(options, 15000, errstr, sizeof(errstr));
+  rd_kafka_AdminOptions_set_operation_timeout(options, 10000, errstr, sizeof(errstr));
+  rd_kafka_CreateTopics(rk, &new_topic, 1, options, queue);
   rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 30000);
+  rd_kafka_AdminOptions_destroy(options);
   std::string result;
   if (!event) {
     result = "timed out creating the topic";
