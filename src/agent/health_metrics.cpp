@@ -89,7 +89,7 @@ void append_runtime_health(const nlohmann::json& state, std::vector<MetricFamily
 
   auto output_records = family("ebpf_agent_output_records", "Records an output wrote or failed to write", "",
                                MetricKind::Counter);
-  auto output_bytes = family("ebpf_agent_output_written", "Bytes of records an output wrote", "bytes",
+  auto output_bytes = family("ebpf_agent_output_written_bytes", "Bytes of records an output wrote", "bytes",
                              MetricKind::Counter);
   auto output_samples = family("ebpf_agent_output_metric_samples", "Metric samples an output wrote or failed to write",
                                "", MetricKind::Counter);

@@ -39,6 +39,19 @@ Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeOptions options) {
     append_runtime_health(self->list(), out);
     append_process_metrics(out);
   });
+  if (runtime->options_.metrics_listen != "off") {
+    auto endpoint = MetricsEndpoint::start(runtime->options_.metrics_listen, [self] {
+      return self->metrics_for(self->metrics_.collect(), "prometheus");
+    });
+    if (endpoint) {
+      runtime->metrics_endpoint_ = std::move(*endpoint);
+      spdlog::info("serving Prometheus metrics on http://{}/metrics", runtime->metrics_endpoint_->address());
+    } else if (runtime->options_.metrics_listen_required) {
+      return std::unexpected(endpoint.error());
+    } else {
+      spdlog::warn("{}; running without the /metrics endpoint", endpoint.error().message);
+    }
+  }
   if (runtime->options_.metrics_interval.count() > 0)
     runtime->metrics_pump_ = std::make_unique<PeriodicThread>(runtime->options_.metrics_interval,
                                                               [self] { self->publish_metrics(); });
@@ -145,6 +158,7 @@ void Runtime::shutdown() {
     shut_down_ = true;
     specs.swap(specs_);
   }
+  if (metrics_endpoint_) metrics_endpoint_->stop();
   for (auto& [name, spec] : specs) spec->stop();
   specs.clear();
   pool_->stop();
@@ -158,21 +172,19 @@ void Runtime::shutdown() {
 
 void Runtime::publish_metrics() {
   MetricsSnapshot snapshot = metrics_.collect();
-  std::map<std::string, std::optional<StorageSpec>, std::less<>> storage;
-  {
-    std::lock_guard lock(mutex_);
-    storage = storage_by_spec_;
+  for (const auto& sink : *sinks_)
+    if (sink->accepts_metrics()) sink->write_metrics(metrics_for(snapshot, sink->kind()));
+}
+
+MetricsSnapshot Runtime::metrics_for(const MetricsSnapshot& snapshot, std::string_view kind) const {
+  std::lock_guard lock(mutex_);
+  MetricsSnapshot selected{snapshot.time_ns, {}};
+  for (const MetricFamily& family : snapshot.families) {
+    auto owner = storage_by_spec_.find(family.spec);
+    if (family.spec.empty() || owner == storage_by_spec_.end() || storage_selects(owner->second, kind))
+      selected.families.push_back(family);
   }
-  for (const auto& sink : *sinks_) {
-    if (!sink->accepts_metrics()) continue;
-    MetricsSnapshot selected{snapshot.time_ns, {}};
-    for (const MetricFamily& family : snapshot.families) {
-      auto owner = storage.find(family.spec);
-      if (family.spec.empty() || owner == storage.end() || storage_selects(owner->second, sink->kind()))
-        selected.families.push_back(family);
-    }
-    sink->write_metrics(selected);
-  }
+  return selected;
 }
 
 }  // namespace ea

@@ -13,6 +13,7 @@
 #include "core/result.h"
 #include "core/periodic_thread.h"
 #include "core/unique_fd.h"
+#include "metrics/metrics_endpoint.h"
 #include "metrics/registry.h"
 #include "pipeline/shard_pool.h"
 
@@ -23,6 +24,10 @@ struct RuntimeOptions {
   std::vector<std::string> outputs;  // output descriptions; empty = kDefaultOutputs
   std::chrono::milliseconds metrics_interval{10'000};  // how often outputs receive metric snapshots
   bool bpf_stats = true;             // turn on the kernel's BPF run-time statistics while running
+  std::string metrics_listen{kDefaultMetricsListen};  // Prometheus /metrics; "off" = not served
+  // An address the operator chose must bind; the default one only warns when taken (another
+  // agent or exporter on the host must not stop this one from collecting).
+  bool metrics_listen_required = false;
 };
 
 // What the agent writes to when no output is configured: the embedded time-series store.
@@ -45,6 +50,10 @@ class Runtime {
   // Hands a metric snapshot to every output that takes metrics, honouring each spec's `storage:`.
   // Runs every metrics_interval, and once more at shutdown.
   void publish_metrics();
+  // The snapshot an output of `kind` receives: agent metrics plus those of specs whose
+  // `storage:` selects that kind.
+  MetricsSnapshot metrics_for(const MetricsSnapshot& snapshot, std::string_view kind) const;
+  std::string metrics_address() const { return metrics_endpoint_ ? metrics_endpoint_->address() : ""; }
   // Stops every spec, drains the shards and flushes the sinks (SIGINT/SIGTERM).
   void shutdown();
 
@@ -54,6 +63,7 @@ class Runtime {
   MetricRegistry metrics_;
   UniqueFd bpf_stats_fd_;  // holding it keeps kernel.bpf_stats_enabled on
   std::unique_ptr<PeriodicThread> metrics_pump_;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   std::unique_ptr<ShardPool> pool_;
   std::shared_ptr<SinkSet> sinks_;
   std::mutex apply_mutex_;    // serialises apply/remove

@@ -89,6 +89,8 @@ struct AgentOptions {
   std::vector<std::string> outputs;
   unsigned workers = 0;
   std::string metrics_interval = "10s";
+  std::string metrics_listen{kDefaultMetricsListen};
+  bool metrics_listen_given = false;
   bool no_bpf_stats = false;
 };
 
@@ -100,6 +102,14 @@ void add_agent_options(CLI::App* command, AgentOptions& options) {
   command->add_option("--metrics-interval", options.metrics_interval,
                       "How often outputs receive a metrics snapshot (e.g. 10s; 0 = never)")
       ->capture_default_str();
+  command->add_option_function<std::string>(
+      "--metrics-listen",
+      [&options](const std::string& value) {
+        options.metrics_listen = value;
+        options.metrics_listen_given = true;
+      },
+                      fmt::format("Address serving Prometheus /metrics (host:port, [::1]:port, :port; off = not served; default {})",
+                  kDefaultMetricsListen));
   command->add_flag("--no-bpf-stats", options.no_bpf_stats,
                     "Leave the kernel's BPF run-time statistics off (program run counts and times stay 0)");
 }
@@ -110,7 +120,9 @@ Result<RuntimeOptions> runtime_options(const AgentOptions& options) {
   return RuntimeOptions{.workers = options.workers,
                         .outputs = options.outputs,
                         .metrics_interval = *interval,
-                        .bpf_stats = !options.no_bpf_stats};
+                        .bpf_stats = !options.no_bpf_stats,
+                        .metrics_listen = options.metrics_listen,
+                        .metrics_listen_required = options.metrics_listen_given};
 }
 
 Result<std::unique_ptr<Runtime>> create_runtime(const AgentOptions& options) {
