@@ -242,7 +242,7 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(std::string_view
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (!raw->server.is_running() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  spdlog::info("serving Prometheus metrics on http://{}/metrics", impl->address);
+  spdlog::debug("metrics endpoint accepting on {}", impl->address);  // the caller announces it
   return std::unique_ptr<MetricsEndpoint>(new MetricsEndpoint(std::move(impl)));
 }
 
