@@ -1,9 +1,11 @@
 """A real Prometheus server scrapes the real agent's /metrics endpoint every second, and the series
 it stored come back through its HTTP query API consistent with what the agent itself serves:
 the same metric names, the same label sets, counter values between two direct scrapes of ours,
-gauges equal, no sample Prometheus had to drop. The agent runs specs/examples/tcp_connlat.yaml and
-the test makes loopback TCP connects, so the per-channel record counters move. A second agent
-asked for the same address must refuse to start and name the flag."""
+gauges equal, histograms whole, no sample Prometheus had to drop. The agent runs
+specs/examples/tcp_connlat.yaml (the test makes loopback TCP connects, so the per-channel record
+counters move) and specs/examples/syscall_counts.yaml (per-process counters and a latency
+histogram read from BPF maps). A second agent asked for the same address must refuse to start
+and name the flag."""
 import gzip
 import json
 import os
@@ -21,6 +23,9 @@ import urllib.request
 from harness import (SOURCE_DIR, Agent, Cleanup, require_root, run_agent, skip, wait_for, write_file)
 
 EXAMPLE = os.path.join(SOURCE_DIR, "specs", "examples", "tcp_connlat.yaml")
+# Counters and a latency histogram read from BPF maps, labelled by process name (arbitrary bytes).
+SYSCALLS = os.path.join(SOURCE_DIR, "specs", "examples", "syscall_counts.yaml")
+HISTOGRAM = "syscall_duration_seconds"
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 JOB = "ebpf-agent"
 # Series Prometheus adds to every target itself.
@@ -184,7 +189,7 @@ def main():
 
     with Cleanup() as cleanup:
         listen = f"127.0.0.1:{free_port()}"
-        agent = Agent(cleanup, [EXAMPLE], ["--metrics-listen", listen])
+        agent = Agent(cleanup, [EXAMPLE, SYSCALLS], ["--metrics-listen", listen])
         agent.wait_ready()
         try:
             make_connects(5)
@@ -228,12 +233,19 @@ def main():
             specs = {without_target_labels(m): v for m, v in prometheus.query(f'ebpf_agent_specs{{job="{JOB}"}}')}
             assert specs == series_of(latest, "ebpf_agent_specs"), (specs, series_of(latest, "ebpf_agent_specs"))
 
-            # Histograms (when the agent serves any) come back whole: a quantile is a number.
-            buckets = {name[:-len("_bucket")] for name, _ in latest if name.endswith("_bucket")}
-            for base in sorted(buckets)[:3]:
-                result = prometheus.query(f'histogram_quantile(0.5, {base}_bucket{{job="{JOB}"}})')
-                assert result, f"no quantile for {base}"
-                print(f"histogram {base}: median {result[0][1]}", flush=True)
+            # The histogram comes back whole: every bucket the agent serves, a count between our
+            # two scrapes, and a quantile Prometheus can compute from the buckets.
+            served_les = {dict(labels)["le"] for labels in series_of(latest, HISTOGRAM + "_bucket")}
+            stored_les = {m["le"] for m, _ in prometheus.query(f'{HISTOGRAM}_bucket{{job="{JOB}"}}')}
+            assert "+Inf" in served_les and len(served_les) > 2 and stored_les == served_les, (stored_les, served_les)
+            count = prometheus.query(f'{HISTOGRAM}_count{{job="{JOB}"}}')[0][1]
+            assert 0 < count <= series_of(latest, HISTOGRAM + "_count")[frozenset()], count
+            median = prometheus.query(f'histogram_quantile(0.5, {HISTOGRAM}_bucket{{job="{JOB}"}})')
+            assert median and 0 < median[0][1] < 60, median
+            comms = prometheus.query(f'process_syscalls_total{{job="{JOB}"}}')
+            assert comms and all("comm" in m for m, _ in comms), comms[:3]
+            print(f"{HISTOGRAM}: {int(count)} calls, median {median[0][1]:.6f}s, {len(served_les)} buckets; "
+                  f"process_syscalls_total for {len(comms)} process names", flush=True)
 
             # Whole scrapes accepted: the target is healthy and Prometheus dropped no sample.
             status, _, body = http_get(f"http://{prometheus.address}/api/v1/targets")
