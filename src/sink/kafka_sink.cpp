@@ -20,7 +20,7 @@ namespace ea {
 namespace {
 
 constexpr int64_t kLogIntervalNs = 10'000'000'000;  // repeated warnings: at most one per 10 s
-constexpr auto kCursorSyncInterval = std::chrono::seconds(1);
+constexpr auto kSyncInterval = std::chrono::seconds(1);  // spool data and cursor made durable
 constexpr int kIdleWaitMs = 200;
 
 bool due(int64_t& last_ns) {
@@ -217,9 +217,20 @@ void KafkaSink::inject_fatal_error_for_test() {
   wake();
 }
 
-void KafkaSink::flush() {
-  std::lock_guard lock(mutex_);
-  if (auto synced = spool_->sync(); !synced) spdlog::warn("{}: {}", context_, synced.error().message);
+void KafkaSink::flush() { sync_spool(); }
+
+void KafkaSink::sync_spool() {
+  std::lock_guard sync_lock(sync_mutex_);
+  SpoolSyncPlan plan;
+  {
+    std::lock_guard lock(mutex_);
+    plan = spool_->plan_sync();
+  }
+  if (auto synced = KafkaSpool::run_sync(plan); !synced) {
+    spdlog::warn("{}: {}", context_, synced.error().message);
+    std::lock_guard lock(mutex_);
+    spool_->retry_cursor();
+  }
 }
 
 void KafkaSink::stop() {
@@ -247,10 +258,10 @@ void KafkaSink::run() {
     {
       std::lock_guard lock(mutex_);
       if (stop_requested_ && (spool_->stats().records == 0 || now >= stop_deadline_)) break;
-      if (now - last_sync >= kCursorSyncInterval) {
-        if (auto synced = spool_->sync(); !synced) spdlog::warn("{}: {}", context_, synced.error().message);
-        last_sync = now;
-      }
+    }
+    if (now - last_sync >= kSyncInterval) {
+      sync_spool();
+      last_sync = now;
     }
     if (test_fatal_requested_.exchange(false) && producer_) producer_->raise_test_fatal_error();
     if (producer_failed_) restart_producer();
@@ -400,12 +411,14 @@ void KafkaSink::finish() {
     retire_delivered();
     producer_.reset();
   }
-  std::lock_guard lock(mutex_);
-  in_flight_base_ += in_flight_.size();
-  in_flight_.clear();
-  in_flight_count_.store(0, std::memory_order_relaxed);
-  spool_->rewind();
-  if (auto synced = spool_->sync(); !synced) spdlog::warn("{}: {}", context_, synced.error().message);
+  {
+    std::lock_guard lock(mutex_);
+    in_flight_base_ += in_flight_.size();
+    in_flight_.clear();
+    in_flight_count_.store(0, std::memory_order_relaxed);
+    spool_->rewind();
+  }
+  sync_spool();
 }
 
 void KafkaSink::log_summary() {

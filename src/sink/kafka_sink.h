@@ -79,12 +79,15 @@ class KafkaSink : public Sink, private KafkaProducerEvents {
   void on_delivery(uint64_t id, rd_kafka_resp_err_t error, KafkaDataKind kind, size_t bytes) override;
   void on_error(rd_kafka_resp_err_t error, std::string_view reason) override;
   void log_summary();
+  // Takes the spool's sync work under mutex_ and does it (fdatasync) without: writers never wait.
+  void sync_spool();
 
   KafkaSinkOptions options_;
   std::string context_;  // "output 'kafka:BROKERS'" for messages
   int wake_fd_ = -1;     // eventfd: new spool data, librdkafka events, stop
 
   mutable std::mutex mutex_;  // guards spool_ and the stop request
+  std::mutex sync_mutex_;     // one KafkaSpool::run_sync() at a time
   std::unique_ptr<KafkaSpool> spool_;
   bool stop_requested_ = false;
   std::chrono::steady_clock::time_point stop_deadline_;

@@ -68,9 +68,13 @@ std::optional<SpoolPosition> parse_cursor(std::string_view text) {
 
 KafkaSpool::KafkaSpool(KafkaSpoolOptions options) : options_(std::move(options)) {}
 
+SpoolSyncPlan::~SpoolSyncPlan() {
+  for (int fd : fds) close(fd);
+}
+
 KafkaSpool::~KafkaSpool() {
-  if (auto synced = sync(); !synced) spdlog::warn("{}", synced.error().message);
   close_tail();
+  if (auto synced = sync(); !synced) spdlog::warn("{}", synced.error().message);
   if (read_fd_ >= 0) close(read_fd_);
   if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
 }
@@ -174,8 +178,16 @@ Result<void> KafkaSpool::open_tail() {
 }
 
 void KafkaSpool::close_tail() {
-  if (tail_fd_ >= 0) close(tail_fd_);
+  if (tail_fd_ >= 0) {
+    if (tail_unsynced_) {
+      // Synced later by run_sync(), off the writers' path.
+      int copy = fcntl(tail_fd_, F_DUPFD_CLOEXEC, 0);
+      if (copy >= 0) unsynced_fds_.push_back(copy);
+    }
+    close(tail_fd_);
+  }
   tail_fd_ = -1;
+  tail_unsynced_ = false;
 }
 
 SpoolAppendOutcome KafkaSpool::append(std::span<const SpoolEntry> entries) {
@@ -236,6 +248,7 @@ bool KafkaSpool::flush_pending(SpoolAppendOutcome& outcome, size_t records) {
     close_tail();
   } else {
     tail.size += pending_.size();
+    tail_unsynced_ = true;
     stats_.bytes += pending_.size();
     stats_.records += records;
     stats_.unread += records;
@@ -373,29 +386,65 @@ void KafkaSpool::drop_committed_segments() {
   }
 }
 
-Result<void> KafkaSpool::persist_cursor() {
-  if (commit_ == persisted_commit_) return {};
-  std::string path = options_.dir + "/cursor";
-  std::string tmp = path + ".tmp";
-  std::string text = fmt::format("{} {} {}\n", kCursorHeader, commit_.segment, commit_.offset);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return failf("kafka spool: cannot write {}: {}", tmp, strerror(errno));
-  bool ok = write_all(fd, text) && fdatasync(fd) == 0;
-  int saved = errno;
-  close(fd);
-  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
-    if (ok) saved = errno;
-    unlink(tmp.c_str());
-    return failf("kafka spool: cannot write {}: {}", path, strerror(saved));
+SpoolSyncPlan KafkaSpool::plan_sync() {
+  SpoolSyncPlan plan;
+  plan.dir = options_.dir;
+  plan.fds = std::move(unsynced_fds_);
+  unsynced_fds_.clear();
+  if (tail_fd_ >= 0 && tail_unsynced_) {
+    int copy = fcntl(tail_fd_, F_DUPFD_CLOEXEC, 0);
+    if (copy >= 0) plan.fds.push_back(copy);
+    tail_unsynced_ = false;
   }
-  persisted_commit_ = commit_;
+  if (commit_ != persisted_commit_) {
+    plan.cursor = commit_;
+    persisted_commit_ = commit_;
+  }
+  return plan;
+}
+
+Result<void> KafkaSpool::run_sync(SpoolSyncPlan& plan) {
+  std::string failure;
+  for (int fd : plan.fds)
+    if (fdatasync(fd) != 0 && failure.empty())
+      failure = fmt::format("kafka spool {}: cannot sync a segment: {}", plan.dir, strerror(errno));
+  bool wrote = false;
+  if (plan.cursor) {
+    // Write-then-rename: a crash leaves either the old cursor or the new one, never half of one.
+    std::string path = plan.dir + "/cursor";
+    std::string tmp = path + ".tmp";
+    std::string text = fmt::format("{} {} {}\n", kCursorHeader, plan.cursor->segment, plan.cursor->offset);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && write_all(fd, text) && fdatasync(fd) == 0;
+    int saved = errno;
+    if (fd >= 0) close(fd);
+    if (ok && rename(tmp.c_str(), path.c_str()) != 0) {
+      ok = false;
+      saved = errno;
+    }
+    if (!ok) {
+      unlink(tmp.c_str());
+      if (failure.empty()) failure = fmt::format("kafka spool: cannot write {}: {}", path, strerror(saved));
+    }
+    wrote = ok;
+  }
+  if (wrote || !plan.fds.empty()) {
+    // New segment names and the renamed cursor are durable once the directory is.
+    int dir_fd = ::open(plan.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd >= 0) {
+      fsync(dir_fd);
+      close(dir_fd);
+    }
+  }
+  for (int fd : plan.fds) close(fd);
+  plan.fds.clear();
+  if (!failure.empty()) return fail(failure);
   return {};
 }
 
 Result<void> KafkaSpool::sync() {
-  if (tail_fd_ >= 0 && fdatasync(tail_fd_) != 0)
-    return failf("kafka spool: cannot sync {}: {}", segment_path(segments_.back().id), strerror(errno));
-  return persist_cursor();
+  SpoolSyncPlan plan = plan_sync();
+  return run_sync(plan);
 }
 
 }  // namespace ea

@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/result.h"
 #include "sink/kafka_topics.h"
@@ -64,6 +65,17 @@ struct SpoolAppendOutcome {
   std::string error;
 };
 
+// Work for KafkaSpool::run_sync(), taken by plan_sync().
+struct SpoolSyncPlan {
+  std::string dir;
+  std::vector<int> fds;                 // own descriptors of segments with unsynced appends
+  std::optional<SpoolPosition> cursor;  // the commit position to save, if it moved
+  SpoolSyncPlan() = default;
+  SpoolSyncPlan(SpoolSyncPlan&&) = default;
+  SpoolSyncPlan& operator=(SpoolSyncPlan&&) = default;
+  ~SpoolSyncPlan();
+};
+
 struct KafkaSpoolStats {
   uint64_t bytes = 0;     // segment bytes on disk now
   uint64_t records = 0;   // records not yet committed (owed to Kafka)
@@ -96,8 +108,14 @@ class KafkaSpool {
   void commit(SpoolPosition end);
   // Reads again from the commit position (after the producer lost what it held).
   void rewind();
-  // Makes the appended data and the commit position durable (fdatasync, cursor file).
+  // Makes the appended data and the commit position durable (fdatasync, cursor file):
+  // plan_sync() under the caller's lock (cheap), then run_sync() without it (the slow part, so
+  // writers never wait for the disk); one run_sync() at a time. sync() does both.
+  SpoolSyncPlan plan_sync();
+  static Result<void> run_sync(SpoolSyncPlan& plan);
   Result<void> sync();
+  // After a failed run_sync(): the next plan saves the cursor again.
+  void retry_cursor() { persisted_commit_ = SpoolPosition{UINT64_MAX, UINT64_MAX}; }
 
   const KafkaSpoolStats& stats() const { return stats_; }
   const KafkaSpoolOptions& options() const { return options_; }
@@ -122,17 +140,18 @@ class KafkaSpool {
   uint64_t resync(const Segment& segment, uint64_t offset);
   void drop_committed_segments();
   void remove_front_segment();
-  Result<void> persist_cursor();
 
   KafkaSpoolOptions options_;
   int lock_fd_ = -1;
   std::deque<Segment> segments_;
   int tail_fd_ = -1;  // the last segment, open for appends
+  bool tail_unsynced_ = false;     // appended since the last plan_sync()
+  std::vector<int> unsynced_fds_;  // rolled segments not yet synced (own descriptors)
   uint64_t next_segment_id_ = 1;
   std::string pending_;  // frames encoded by append(), written with one write() per segment
   SpoolPosition read_;
   SpoolPosition commit_;
-  SpoolPosition persisted_commit_;
+  SpoolPosition persisted_commit_;  // as of the last plan_sync()
   bool counting_at_open_ = false;  // the open-time scan counts damage in earlier segments once
   int read_fd_ = -1;
   uint64_t read_fd_segment_ = 0;
