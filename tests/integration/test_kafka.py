@@ -9,11 +9,13 @@ data.seq numbered 0, 1, 2, ... by the BPF program, so the test knows exactly wha
    keyed "host/pid", with the same envelope the file output got; metric samples on
    <prefix>.metrics keyed "host".
 2. Brokers down, N records, brokers up (`ebpf-agent run`): all N arrive in order, exactly once.
-3. A small spool bound with the brokers down (`ebpf-agent daemon`): what exceeds it is counted
+3. Brokers down, N records, the agent killed (SIGKILL), a new agent on the same spool, brokers
+   up: the new agent sends all N, in order, exactly once.
+4. A small spool bound with the brokers down (`ebpf-agent daemon`): what exceeds it is counted
    exactly (received + dropped == N), and shown by `ebpf-agent list`, the agent's log and its
    stop summary.
 
-Against a real cluster, cases 2 and 3 are skipped (loudly): the test cannot take real brokers
+Against a real cluster, cases 2 to 4 are skipped (loudly): the test cannot take real brokers
 down. Case 1 creates its topics there, or relies on the brokers creating them on first use."""
 import json
 import os
@@ -226,6 +228,36 @@ def case_brokers_down_then_up(cluster, cleanup):
           f"all {before + during} arrived in order, exactly once")
 
 
+def case_killed_agent_replays_at_start(cluster, cleanup):
+    count = 300
+    prefix, spec = unique("eak"), unique("kafka_")
+    cluster.create(f"{prefix}.events", 3)
+    workdir = tempfile.mkdtemp(prefix="ea-kafka-")
+    cleanup.add(lambda: shutil.rmtree(workdir, ignore_errors=True))
+    spool = os.path.join(workdir, "spool")
+    spec_path = write_file(workdir, "spec.yaml", spec_text(spec))
+    output = ["--output", kafka_output(cluster, prefix, spool), "--metrics-interval", "0"]
+    first = Agent(cleanup, [spec_path], extra_args=output)
+    first.wait_ready()
+    cluster.down()
+    cleanup.add(cluster.up)
+    trigger(count)
+    wait_for(lambda: len(ours(first.records(), spec)) >= count, 20, what="records in the file output")
+    wait_for(lambda: spool_bytes(spool) > 0, 10, what="records waiting in the spool")
+    first.proc.kill()  # no stop, no flush: what the spool holds on disk is all there is
+    first.proc.wait()
+
+    second = Agent(cleanup, [spec_path], extra_args=output)
+    second.wait_ready()
+    assert f"replaying {count} records" in second.log_text(), second.log_text()[-3000:]
+    cluster.up()
+    messages = wait_for_events(cluster, prefix, spec, count)
+    time.sleep(1)
+    assert_exactly_in_order(event_messages(cluster, prefix, spec), count)
+    assert second.stop() == 0, final_log(second)
+    print(f"agent killed with {count} records spooled: the next start sent all of them, in order, once")
+
+
 class KafkaDaemon(_AgentProcess):
     """`ebpf-agent daemon` with its own socket, no specs directory, a file and a Kafka output."""
 
@@ -304,10 +336,12 @@ def main():
         case_normal_delivery(cluster, cleanup)
         if cluster.mock:
             case_brokers_down_then_up(cluster, cleanup)
+            case_killed_agent_replays_at_start(cluster, cleanup)
             case_spool_bound(cluster, cleanup)
         else:
-            print("SKIPPED (2 of 3 cases): 'brokers down then up' and 'spool bound' need the brokers cut, which "
-                  "this test can only do to the mock cluster (unset EA_KAFKA_BROKERS to run them)", flush=True)
+            print("SKIPPED (3 of 4 cases): 'brokers down then up', 'killed agent replays at start' and 'spool bound' "
+                  "need the brokers cut, which this test can only do to the mock cluster (unset EA_KAFKA_BROKERS to "
+                  "run them)", flush=True)
     print("ok")
 
 
