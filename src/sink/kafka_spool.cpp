@@ -97,8 +97,9 @@ std::string KafkaSpool::segment_path(uint64_t id) const {
 Result<void> KafkaSpool::load() {
   const std::string& dir = options_.dir;
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  bool created = std::filesystem::create_directories(dir, ec);
   if (ec) return failf("kafka spool {}: cannot create the directory: {} (choose another with spool=DIR)", dir, ec.message());
+  if (created) chmod(dir.c_str(), 0700);  // records may carry process names and arguments
   std::string lock_path = dir + "/lock";
   lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock_fd_ < 0) return failf("kafka spool {}: cannot open {}: {}", dir, lock_path, strerror(errno));
