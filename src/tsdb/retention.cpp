@@ -59,11 +59,11 @@ static std::string open_block_ids(const auto& open_blocks) {
 Result<void> TsdbWriter::delete_by_age(int64_t now_ms, RetentionResult& result) {
   int64_t cutoff_ms = now_ms - options_.retention.count();
   // An open chunk of a series silent for longer than the retention is simply dropped; the next
-  // commit deletes its row.
+  // commit rewrites its checkpoint without it.
   for (auto& [id, series] : series_) {
     if (series.open && series.open->last_time() < cutoff_ms) {
       series.open.reset();
-      series.dirty = true;
+      series.checkpoint->must_rewrite = true;
     }
   }
   Transaction transaction(db_);
@@ -135,10 +135,10 @@ Result<void> TsdbWriter::delete_by_size(RetentionResult& result) {
 }
 
 Result<void> TsdbWriter::delete_orphans(RetentionResult& result) {
-  // Series with no data left on disk and nothing waiting in memory, then metrics with no series.
-  auto orphans = db_.prepare(
-      "SELECT id FROM series s WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.series_id = s.id) "
-      "AND NOT EXISTS (SELECT 1 FROM open_chunks o WHERE o.series_id = s.id)");
+  // Series with no closed chunk on disk and no open one in memory, then metrics with no series.
+  // Only between commits: a chunk or series row waiting for the next commit would be missed.
+  if (!closed_chunks_.empty() || !new_series_rows_.empty()) return {};
+  auto orphans = db_.prepare("SELECT id FROM series s WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.series_id = s.id)");
   if (!orphans) return std::unexpected(orphans.error());
   std::vector<int64_t> ids;
   while (true) {
@@ -147,7 +147,7 @@ Result<void> TsdbWriter::delete_orphans(RetentionResult& result) {
     if (!*row) break;
     int64_t id = orphans->column_int(0);
     auto it = series_.find(id);
-    if (it != series_.end() && (it->second.open || it->second.dirty)) continue;
+    if (it != series_.end() && it->second.open) continue;
     ids.push_back(id);
   }
   orphans->reset();

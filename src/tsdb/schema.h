@@ -3,13 +3,15 @@
 //   meta(key, value)                   format version
 //   metrics(id, name, kind, unit, help, spec)          one row per metric family
 //   series(id, metric_id, suffix, labels)              suffix: '' | bucket | sum | count;
-//                                                      labels: canonical JSON object, keys sorted
+//                                                      labels: canonical text (label_text.h)
 //   chunks(series_id, start_ms, end_ms, samples, data) closed chunks, append-only (rowid order)
-//   open_chunks(series_id PK, start_ms, end_ms, samples, data)  each series' chunk being filled,
-//                                                      rewritten at every flush
+//   open_chunks(group_id, log_seq, data)               checkpoints of the chunks being filled,
+//                                                      64 series a row (head_format.h)
+//   sample_log(seq, data)                              the samples of each commit since the
+//                                                      last full checkpoint (head_format.h)
 //   event_blocks(id, spec, start_ns, end_ns, records, raw_bytes, data)  zstd blocks of JSON lines;
 //                                                      the newest block of a spec is rewritten at
-//                                                      every flush until it is full
+//                                                      each flush until it is finished
 #pragma once
 #include <string>
 

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
 #include "tsdb/event_block.h"
+#include "tsdb/head_format.h"
 #include "tsdb/label_text.h"
 #include "tsdb/schema.h"
 #include "tsdb/tsdb_defaults.h"
@@ -40,6 +42,44 @@ Result<void> for_each_row(Statement& statement, RowFn row_fn) {
   }
   statement.reset();
   return {};
+}
+
+using Head = std::unordered_map<int64_t, std::vector<Sample>>;
+
+// The samples of the chunks still being filled: their checkpoints, plus what the sample log
+// holds after each checkpoint.
+Result<Head> read_head(Database& db) {
+  Head head;
+  std::unordered_map<int64_t, int64_t> checkpoint_seq;  // by group
+  auto checkpoints = db.prepare("SELECT group_id, log_seq, data FROM open_chunks");
+  if (!checkpoints) return std::unexpected(checkpoints.error());
+  auto loaded = for_each_row(*checkpoints, [&](Statement& row) -> Result<void> {
+    checkpoint_seq[row.column_int(0)] = row.column_int(1);
+    auto entries = decode_checkpoint(row.column_blob(2));
+    if (!entries) return std::unexpected(entries.error());
+    for (const CheckpointEntry& entry : *entries) {
+      auto samples = decode_chunk(entry.chunk);
+      if (!samples) return std::unexpected(Error{fmt::format("open chunk of series {}: {}", entry.series_id, samples.error().message)});
+      head[entry.series_id] = std::move(*samples);
+    }
+    return {};
+  });
+  if (!loaded) return std::unexpected(loaded.error());
+  auto log = db.prepare("SELECT seq, data FROM sample_log ORDER BY seq");
+  if (!log) return std::unexpected(log.error());
+  auto replayed = for_each_row(*log, [&](Statement& row) -> Result<void> {
+    int64_t seq = row.column_int(0);
+    auto samples = decode_sample_log(row.column_blob(1));
+    if (!samples) return std::unexpected(samples.error());
+    for (const LoggedSample& sample : *samples) {
+      auto checkpoint = checkpoint_seq.find(checkpoint_group(sample.series_id));
+      if (checkpoint != checkpoint_seq.end() && seq <= checkpoint->second) continue;
+      head[sample.series_id].push_back({sample.time_ms, sample.value});
+    }
+    return {};
+  });
+  if (!replayed) return std::unexpected(replayed.error());
+  return head;
 }
 
 }  // namespace
@@ -88,23 +128,37 @@ Result<std::vector<MetricInfo>> TsdbReader::metrics() {
       return {};
     });
     if (!counted) return std::unexpected(counted.error());
-    for (const char* table : {"chunks", "open_chunks"}) {
-      auto samples = db_.prepare(fmt::format(
-          "SELECT s.metric_id, sum(c.samples), min(c.start_ms), max(c.end_ms) FROM {} c JOIN series s ON s.id = c.series_id "
-          "GROUP BY s.metric_id",
-          table));
-      if (!samples) return std::unexpected(samples.error());
-      auto summed = for_each_row(*samples, [&](Statement& row) -> Result<void> {
-        auto it = by_id.find(row.column_int(0));
-        if (it == by_id.end()) return {};
-        MetricInfo& info = it->second;
-        int64_t min_time = row.column_int(2), max_time = row.column_int(3);
-        info.min_time_ms = info.samples == 0 ? min_time : std::min(info.min_time_ms, min_time);
-        info.max_time_ms = info.samples == 0 ? max_time : std::max(info.max_time_ms, max_time);
-        info.samples += static_cast<uint64_t>(row.column_int(1));
-        return {};
-      });
-      if (!summed) return std::unexpected(summed.error());
+    auto add = [&](int64_t metric_id, uint64_t samples, int64_t min_time, int64_t max_time) {
+      auto it = by_id.find(metric_id);
+      if (it == by_id.end() || samples == 0) return;
+      MetricInfo& info = it->second;
+      info.min_time_ms = info.samples == 0 ? min_time : std::min(info.min_time_ms, min_time);
+      info.max_time_ms = info.samples == 0 ? max_time : std::max(info.max_time_ms, max_time);
+      info.samples += samples;
+    };
+    auto closed = db_.prepare(
+        "SELECT s.metric_id, sum(c.samples), min(c.start_ms), max(c.end_ms) FROM chunks c JOIN series s ON s.id = c.series_id "
+        "GROUP BY s.metric_id");
+    if (!closed) return std::unexpected(closed.error());
+    auto summed = for_each_row(*closed, [&](Statement& row) -> Result<void> {
+      add(row.column_int(0), static_cast<uint64_t>(row.column_int(1)), row.column_int(2), row.column_int(3));
+      return {};
+    });
+    if (!summed) return std::unexpected(summed.error());
+    auto head = read_head(db_);
+    if (!head) return std::unexpected(head.error());
+    auto metric_of = db_.prepare("SELECT metric_id FROM series WHERE id = ?1");
+    if (!metric_of) return std::unexpected(metric_of.error());
+    for (const auto& [series_id, samples] : *head) {
+      if (samples.empty()) continue;
+      metric_of->bind(1, series_id);
+      auto row = metric_of->step();
+      if (row && *row) {
+        auto [min, max] = std::minmax_element(samples.begin(), samples.end(),
+                                              [](const Sample& a, const Sample& b) { return a.time_ms < b.time_ms; });
+        add(metric_of->column_int(0), samples.size(), min->time_ms, max->time_ms);
+      }
+      metric_of->reset();
     }
     std::vector<MetricInfo> out;
     for (auto& [id, info] : by_id) out.push_back(std::move(info));
@@ -146,10 +200,10 @@ Result<std::vector<SeriesSamples>> TsdbReader::select(const Selector& selector, 
     });
     if (!listed) return std::unexpected(listed.error());
 
+    auto head = read_head(db_);
+    if (!head) return std::unexpected(head.error());
     auto series = db_.prepare("SELECT id, suffix, labels FROM series WHERE metric_id = ?1");
-    auto chunks = db_.prepare(
-        "SELECT data FROM chunks WHERE series_id = ?1 AND start_ms <= ?3 AND end_ms >= ?2 "
-        "UNION ALL SELECT data FROM open_chunks WHERE series_id = ?1 AND start_ms <= ?3 AND end_ms >= ?2");
+    auto chunks = db_.prepare("SELECT data FROM chunks WHERE series_id = ?1 AND start_ms <= ?3 AND end_ms >= ?2");
     if (!series) return std::unexpected(series.error());
     if (!chunks) return std::unexpected(chunks.error());
     std::vector<SeriesSamples> out;
@@ -177,6 +231,9 @@ Result<std::vector<SeriesSamples>> TsdbReader::select(const Selector& selector, 
           return {};
         });
         if (!read) return read;
+        if (auto open = head->find(row.column_int(0)); open != head->end())
+          for (const Sample& sample : open->second)
+            if (sample.time_ms >= from_ms && sample.time_ms <= to_ms) result.samples.push_back(sample);
         // Chunks may overlap after a clock step back: time order, one sample per time.
         std::stable_sort(result.samples.begin(), result.samples.end(), [](const Sample& a, const Sample& b) { return a.time_ms < b.time_ms; });
         result.samples.erase(std::unique(result.samples.begin(), result.samples.end(),

@@ -106,6 +106,11 @@ uint64_t TsdbSink::queue_depth() const {
   return queued_count_ + in_progress_count_;
 }
 
+uint64_t TsdbSink::queued() const {
+  std::lock_guard lock(mutex_);
+  return queued_count_;
+}
+
 void TsdbSink::note_problem(const std::string& message) {
   std::lock_guard lock(mutex_);
   int64_t now = static_cast<int64_t>(wall_clock_ns());

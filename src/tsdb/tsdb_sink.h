@@ -36,7 +36,12 @@ class TsdbSink : public Sink {
   void write(const RecordBatch& batch, std::string_view jsonl) override;
   void write_metrics(const MetricsSnapshot& snapshot) override;
   bool accepts_metrics() const override { return true; }
+  // Records and samples handed over and not yet committed (queued, or appended to the store and
+  // waiting for the next flush).
   uint64_t queue_depth() const override;
+  // Only those still in the queue, not yet taken by the writer thread: the backlog a producer
+  // can pace itself on.
+  uint64_t queued() const;
   // Waits until everything handed over before the call is committed (or failed to commit).
   void flush() override;
   void stop() override;

@@ -22,6 +22,11 @@ constexpr size_t kBlockRecords = 16384;
 constexpr int64_t kIdleBlockMs = 10 * 60 * 1000;
 // What may wait in memory for a commit that keeps failing, before the oldest is dropped.
 constexpr size_t kMaxPendingBytes = 64u << 20;
+// An open block is written at most this many times (2 minutes at the default flush interval).
+constexpr unsigned kMaxBlockRewrites = 24;
+// A full checkpoint of the open chunks is due once the sample log since the last one outgrows
+// the open chunks (but not below this size), or after ChunkLimits::commits_per_checkpoint.
+constexpr uint64_t kMinCheckpointLogBytes = 256u << 10;
 
 int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -39,7 +44,8 @@ std::string series_key(int64_t metric_id, std::string_view suffix, std::string_v
 }  // namespace
 
 struct TsdbWriter::Statements {
-  Statement upsert_metric, insert_series, insert_chunk, upsert_open_chunk, delete_open_chunk, upsert_block;
+  Statement upsert_metric, insert_series, insert_chunk, insert_log, upsert_checkpoint, delete_checkpoint, prune_log,
+      upsert_block;
 };
 
 Result<std::unique_ptr<TsdbWriter>> TsdbWriter::open(WriterOptions options, ChunkLimits limits) {
@@ -73,9 +79,10 @@ Result<void> TsdbWriter::prepare_statements() {
            {&statements_->insert_series, "INSERT INTO series(id, metric_id, suffix, labels) VALUES(?1, ?2, ?3, ?4)"},
            {&statements_->insert_chunk,
             "INSERT INTO chunks(series_id, start_ms, end_ms, samples, data) VALUES(?1, ?2, ?3, ?4, ?5)"},
-           {&statements_->upsert_open_chunk,
-            "INSERT OR REPLACE INTO open_chunks(series_id, start_ms, end_ms, samples, data) VALUES(?1, ?2, ?3, ?4, ?5)"},
-           {&statements_->delete_open_chunk, "DELETE FROM open_chunks WHERE series_id = ?1"},
+           {&statements_->insert_log, "INSERT INTO sample_log(seq, data) VALUES(?1, ?2)"},
+           {&statements_->upsert_checkpoint, "INSERT OR REPLACE INTO open_chunks(group_id, log_seq, data) VALUES(?1, ?2, ?3)"},
+           {&statements_->delete_checkpoint, "DELETE FROM open_chunks WHERE group_id = ?1"},
+           {&statements_->prune_log, "DELETE FROM sample_log WHERE seq <= ?1"},
            {&statements_->upsert_block,
             "INSERT OR REPLACE INTO event_blocks(id, spec, start_ns, end_ns, records, raw_bytes, data) "
             "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"}}) {
@@ -84,6 +91,15 @@ Result<void> TsdbWriter::prepare_statements() {
     *entry.statement = std::move(*statement);
   }
   return {};
+}
+
+TsdbWriter::SeriesState& TsdbWriter::series_state(int64_t id) {
+  SeriesState& state = series_[id];
+  if (!state.checkpoint) {
+    state.id = id;
+    state.checkpoint = &checkpoints_[checkpoint_group(id)];
+  }
+  return state;
 }
 
 Result<void> TsdbWriter::load_state() {
@@ -111,44 +127,74 @@ Result<void> TsdbWriter::load_state() {
     if (!*row) break;
     int64_t id = series->column_int(0);
     series_ids_.emplace(series_key(series->column_int(1), series->column_text(2), series->column_text(3)), id);
+    series_state(id);
     next_series_id_ = std::max(next_series_id_, id + 1);
-  }
-  auto open_chunks = db_.prepare("SELECT series_id, data FROM open_chunks");
-  if (!open_chunks) return std::unexpected(open_chunks.error());
-  std::vector<int64_t> unreadable;
-  while (true) {
-    auto row = open_chunks->step();
-    if (!row) return std::unexpected(row.error());
-    if (!*row) break;
-    int64_t id = open_chunks->column_int(0);
-    auto encoder = reopen_chunk(open_chunks->column_blob(1));
-    if (!encoder) {
-      spdlog::warn("tsdb {}: open chunk of series {} cannot be continued ({}); it is kept as a closed chunk",
-                   options_.dir, id, encoder.error().message);
-      unreadable.push_back(id);
-      continue;
-    }
-    SeriesState& state = series_[id];
-    state.id = id;
-    state.last_time_ms = encoder->last_time();
-    state.float_values = encoder->encoding() == ChunkEncoding::Xor;
-    newest_sample_ms_ = std::max(newest_sample_ms_, encoder->last_time());
-    state.open = std::move(*encoder);
-  }
-  open_chunks->reset();
-  for (int64_t id : unreadable) {
-    std::string sql = fmt::format(
-        "BEGIN; INSERT INTO chunks(series_id, start_ms, end_ms, samples, data) SELECT series_id, start_ms, end_ms, "
-        "samples, data FROM open_chunks WHERE series_id = {0}; DELETE FROM open_chunks WHERE series_id = {0}; COMMIT;",
-        id);
-    if (auto moved = db_.exec(sql); !moved) {
-      (void)db_.exec("ROLLBACK");
-      return std::unexpected(moved.error());
-    }
   }
   auto next_block = db_.query_int("SELECT coalesce(max(id), 0) + 1 FROM event_blocks");
   if (!next_block) return std::unexpected(next_block.error());
   next_block_id_ = *next_block;
+  return load_head();
+}
+
+// Open chunks from their checkpoints, then the samples logged after each checkpoint.
+Result<void> TsdbWriter::load_head() {
+  auto checkpoints = db_.prepare("SELECT group_id, log_seq, data FROM open_chunks");
+  if (!checkpoints) return std::unexpected(checkpoints.error());
+  while (true) {
+    auto row = checkpoints->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    int64_t group = checkpoints->column_int(0);
+    Checkpoint& checkpoint = checkpoints_[group];
+    checkpoint.log_seq = checkpoints->column_int(1);
+    checkpoint.has_row = true;
+    log_seq_ = std::max(log_seq_, checkpoint.log_seq);
+    auto entries = decode_checkpoint(checkpoints->column_blob(2));
+    if (!entries) {
+      spdlog::warn("tsdb {}: open chunks of series group {} cannot be read ({}); they are dropped", options_.dir, group,
+                   entries.error().message);
+      checkpoint.must_rewrite = true;
+      continue;
+    }
+    for (const CheckpointEntry& entry : *entries) {
+      auto encoder = reopen_chunk(entry.chunk);
+      auto known = series_.find(entry.series_id);
+      if (!encoder || known == series_.end() || checkpoint_group(entry.series_id) != group) {
+        spdlog::warn("tsdb {}: open chunk of series {} cannot be continued ({}); it is dropped", options_.dir,
+                     entry.series_id, encoder ? "unknown series" : encoder.error().message);
+        checkpoint.must_rewrite = true;
+        continue;
+      }
+      SeriesState& state = known->second;
+      state.last_time_ms = encoder->last_time();
+      state.float_values = encoder->encoding() == ChunkEncoding::Xor;
+      newest_sample_ms_ = std::max(newest_sample_ms_, encoder->last_time());
+      state.open = std::move(*encoder);
+    }
+  }
+  checkpoints->reset();
+  auto log = db_.prepare("SELECT seq, data FROM sample_log ORDER BY seq");
+  if (!log) return std::unexpected(log.error());
+  AppendResult replayed;
+  while (true) {
+    auto row = log->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    int64_t seq = log->column_int(0);
+    log_seq_ = std::max(log_seq_, seq);
+    full_checkpoint_due_ = true;  // the next commit makes the log redundant
+    auto samples = decode_sample_log(log->column_blob(1));
+    if (!samples) {
+      spdlog::warn("tsdb {}: sample log row {} cannot be read ({}); its samples are lost", options_.dir, seq,
+                   samples.error().message);
+      continue;
+    }
+    for (const LoggedSample& sample : *samples) {
+      auto known = series_.find(sample.series_id);
+      if (known == series_.end() || seq <= known->second.checkpoint->log_seq) continue;
+      append_sample(known->second, sample.time_ms, sample.value, replayed, false);
+    }
+  }
   return {};
 }
 
@@ -177,9 +223,7 @@ TsdbWriter::SeriesState* TsdbWriter::series_for(int64_t metric_id, std::string_v
     it->second = next_series_id_++;
     new_series_rows_.push_back({it->second, metric_id, std::string(suffix), std::move(labels_text)});
   }
-  SeriesState& state = series_[it->second];
-  state.id = it->second;
-  return &state;
+  return &series_state(it->second);
 }
 
 TsdbWriter::SeriesGroup& TsdbWriter::group_for(const MetricFamily& family, MetricState& metric, const MetricSeries& series,
@@ -225,32 +269,44 @@ void TsdbWriter::close_chunk(SeriesState& series) {
   closed_chunk_bytes_ += closed.data.size();
   closed_chunks_.push_back(std::move(closed));
   series.open.reset();
-  series.dirty = true;
+  // The chunk goes to `chunks` in the next commit: its checkpoint must stop holding it then.
+  series.checkpoint->must_rewrite = true;
 }
 
-void TsdbWriter::append_sample(SeriesState& series, int64_t time_ms, double value, AppendResult& result) {
+void TsdbWriter::append_sample(SeriesState& series, int64_t time_ms, double value, AppendResult& result, bool logged) {
   if (time_ms <= series.last_time_ms) {
     ++result.rejected;
     return;
   }
+  bool appended = false;
   if (series.open) {
     ChunkEncoder& chunk = *series.open;
     bool full = chunk.samples() >= limits_.max_samples || time_ms - chunk.first_time() >= limits_.max_span_ms ||
                 chunk.size_bytes() >= limits_.max_bytes;
-    if (!full && chunk.append(time_ms, value)) {
-      series.dirty = true;
-      series.last_time_ms = time_ms;
-      ++result.accepted;
-      return;
+    appended = !full && chunk.append(time_ms, value);
+    if (!appended) {
+      if (!full) series.float_values = true;  // an integer chunk refused this value
+      close_chunk(series);
     }
-    if (!full) series.float_values = true;  // an integer chunk refused this value
-    close_chunk(series);
   }
-  bool integer = !series.float_values && integer_representable(value);
-  series.open.emplace(integer ? ChunkEncoding::Integer : ChunkEncoding::Xor);
-  series.open->append(time_ms, value);
-  series.dirty = true;
+  if (!appended) {
+    bool integer = !series.float_values && integer_representable(value);
+    series.open.emplace(integer ? ChunkEncoding::Integer : ChunkEncoding::Xor);
+    series.open->append(time_ms, value);
+  }
   series.last_time_ms = time_ms;
+  series.checkpoint->changed = true;
+  newest_sample_ms_ = std::max(newest_sample_ms_, time_ms);
+  if (logged && !log_abandoned_) {
+    pending_log_.add(series.id, time_ms, value);
+    // Logging more than the open chunks hold is pointless: the next commit checkpoints them all
+    // instead (this happens when data comes faster than flushes, e.g. catching up).
+    if (pending_log_.raw_bytes() > std::max<uint64_t>(kMinCheckpointLogBytes, open_chunk_bytes_)) {
+      pending_log_.clear();
+      log_abandoned_ = true;
+      full_checkpoint_due_ = true;
+    }
+  }
   ++result.accepted;
 }
 
@@ -278,7 +334,6 @@ AppendResult TsdbWriter::append_metrics(const MetricsSnapshot& snapshot) {
       append_sample(*group.series[buckets + 1], time_ms, static_cast<double>(histogram.count), result);
     }
   }
-  if (result.accepted > 0) newest_sample_ms_ = std::max(newest_sample_ms_, time_ms);
   uncommitted_samples_ += result.accepted;
   return result;
 }
@@ -316,7 +371,35 @@ void TsdbWriter::close_idle_chunks() {
     if (series.open && series.open->last_time() < newest_sample_ms_ - limits_.idle_close_ms) close_chunk(series);
 }
 
-Result<void> TsdbWriter::write_pending() {
+Result<void> TsdbWriter::write_checkpoints(int64_t log_seq, bool full_checkpoint, WrittenGroups& written_groups) {
+  // Groups to rewrite: those that lost a chunk, and at a full checkpoint every one with news.
+  std::unordered_map<int64_t, std::string> rows;
+  for (auto& [group, checkpoint] : checkpoints_)
+    if (checkpoint.must_rewrite || (full_checkpoint && checkpoint.changed)) rows.emplace(group, std::string());
+  if (rows.empty() && !full_checkpoint) return {};
+  uint64_t open_bytes = 0;
+  for (auto& [id, series] : series_) {
+    if (!series.open) continue;
+    open_bytes += series.open->size_bytes();
+    auto row = rows.find(checkpoint_group(id));
+    if (row != rows.end()) append_checkpoint_entry(row->second, id, series.open->bytes());
+  }
+  if (full_checkpoint) open_chunk_bytes_ = open_bytes;
+  Statements& s = *statements_;
+  for (const auto& [group, row] : rows) {
+    Result<void> done;
+    if (!row.empty())
+      done = s.upsert_checkpoint.bind(1, group).bind(2, log_seq).bind_blob(3, row).run();
+    else if (checkpoints_[group].has_row)
+      done = s.delete_checkpoint.bind(1, group).run();
+    if (!done) return done;
+    written_groups.emplace_back(group, !row.empty());
+  }
+  return {};
+}
+
+Result<void> TsdbWriter::write_pending(int64_t log_seq, std::string_view log_row, bool full_checkpoint,
+                                       WrittenGroups& written_groups) {
   Statements& s = *statements_;
   for (auto& [name, metric] : metrics_) {
     if (!metric.dirty) continue;
@@ -328,23 +411,16 @@ Result<void> TsdbWriter::write_pending() {
     auto done = s.insert_series.bind(1, row.id).bind(2, row.metric_id).bind(3, row.suffix).bind(4, row.labels).run();
     if (!done) return done;
   }
+  if (!log_row.empty())
+    if (auto done = s.insert_log.bind(1, log_seq).bind_blob(2, log_row).run(); !done) return done;
   for (const ClosedChunk& chunk : closed_chunks_) {
     auto done = s.insert_chunk.bind(1, chunk.series_id).bind(2, chunk.start_ms).bind(3, chunk.end_ms)
                     .bind(4, static_cast<int64_t>(chunk.samples)).bind_blob(5, chunk.data).run();
     if (!done) return done;
   }
-  for (auto& [id, series] : series_) {
-    if (!series.dirty) continue;
-    Result<void> done;
-    if (series.open) {
-      const ChunkEncoder& chunk = *series.open;
-      done = s.upsert_open_chunk.bind(1, id).bind(2, chunk.first_time()).bind(3, chunk.last_time())
-                 .bind(4, static_cast<int64_t>(chunk.samples())).bind_blob(5, chunk.bytes()).run();
-    } else {
-      done = s.delete_open_chunk.bind(1, id).run();
-    }
-    if (!done) return done;
-  }
+  if (auto done = write_checkpoints(log_seq, full_checkpoint, written_groups); !done) return done;
+  if (full_checkpoint)
+    if (auto done = s.prune_log.bind(1, log_seq).run(); !done) return done;
   auto write_block = [&](int64_t id, const std::string& spec, uint64_t start, uint64_t end, uint64_t records,
                          uint64_t raw_bytes, std::string_view data) {
     return s.upsert_block.bind(1, id).bind(2, spec).bind(3, static_cast<int64_t>(start)).bind(4, static_cast<int64_t>(end))
@@ -365,13 +441,12 @@ Result<void> TsdbWriter::write_pending() {
 }
 
 // While commits fail, closed chunks and finished blocks wait in memory; past the bound the oldest
-// go (their samples and records are reported lost).
+// go (their samples and records are reported lost). The sample log bounds itself (append_sample).
 void TsdbWriter::bound_pending() {
   size_t drop_chunks = 0;
   while (closed_chunk_bytes_ > kMaxPendingBytes && drop_chunks < closed_chunks_.size()) {
     closed_chunk_bytes_ -= closed_chunks_[drop_chunks].data.size();
     lost_samples_ += closed_chunks_[drop_chunks].samples;
-    uncommitted_samples_ -= std::min<uint64_t>(uncommitted_samples_, closed_chunks_[drop_chunks].samples);
     ++drop_chunks;
   }
   closed_chunks_.erase(closed_chunks_.begin(), closed_chunks_.begin() + static_cast<std::ptrdiff_t>(drop_chunks));
@@ -393,23 +468,41 @@ Losses TsdbWriter::take_losses() {
 
 Result<CommitResult> TsdbWriter::commit() {
   close_idle_chunks();
-  CommitResult result;
-  if (auto begun = db_.exec("BEGIN IMMEDIATE"); !begun) {
-    bound_pending();
-    return std::unexpected(begun.error());
-  }
-  if (auto written = write_pending(); !written) {
+  int64_t seq = log_seq_ + 1;
+  // A full checkpoint once the log holds about as much as the open chunks (so checkpoints cost
+  // at most as much as the log), or every so many commits. It includes this commit's samples,
+  // so then they need no log row.
+  bool full_checkpoint = full_checkpoint_due_ || commits_since_checkpoint_ + 1 >= limits_.commits_per_checkpoint ||
+                         log_bytes_since_checkpoint_ + pending_log_.raw_bytes() / 2 >=
+                             std::max<uint64_t>(kMinCheckpointLogBytes, open_chunk_bytes_);
+  std::string log_row = !full_checkpoint && pending_log_.samples() > 0 ? pending_log_.compress() : std::string();
+  WrittenGroups written_groups;
+  Result<void> written = db_.exec("BEGIN IMMEDIATE");
+  if (written) written = write_pending(seq, log_row, full_checkpoint, written_groups);
+  if (written) written = db_.exec("COMMIT");
+  if (!written) {
     (void)db_.exec("ROLLBACK");
     bound_pending();
     return std::unexpected(written.error());
   }
-  if (auto committed = db_.exec("COMMIT"); !committed) {
-    (void)db_.exec("ROLLBACK");
-    bound_pending();
-    return std::unexpected(committed.error());
+  log_seq_ = seq;
+  pending_log_.clear();
+  log_abandoned_ = false;
+  if (full_checkpoint) {
+    log_bytes_since_checkpoint_ = 0;
+    commits_since_checkpoint_ = 0;
+    full_checkpoint_due_ = false;
+  } else {
+    log_bytes_since_checkpoint_ += log_row.size();
+    ++commits_since_checkpoint_;
+  }
+  for (auto [group, has_row] : written_groups) {
+    Checkpoint& checkpoint = checkpoints_[group];
+    checkpoint.log_seq = seq;
+    checkpoint.changed = checkpoint.must_rewrite = false;
+    checkpoint.has_row = has_row;
   }
   for (auto& [name, metric] : metrics_) metric.dirty = false;
-  for (auto& [id, series] : series_) series.dirty = false;
   new_series_rows_.clear();
   closed_chunks_.clear();
   closed_chunk_bytes_ = 0;
@@ -417,12 +510,17 @@ Result<CommitResult> TsdbWriter::commit() {
   full_block_bytes_ = 0;
   int64_t now = steady_ms();
   for (auto it = open_blocks_.begin(); it != open_blocks_.end();) {
-    it->second.dirty = false;
-    if (now - it->second.last_append_ms > kIdleBlockMs)
-      it = open_blocks_.erase(it);  // complete on disk; the next record starts a new block
+    OpenBlock& block = it->second;
+    if (block.dirty) ++block.rewrites;
+    block.dirty = false;
+    // A block rewritten many times, or idle, is left as it is on disk; the next record starts a
+    // new one. That bounds what a slow trickle of events costs in rewrites.
+    if (block.rewrites >= kMaxBlockRewrites || now - block.last_append_ms > kIdleBlockMs)
+      it = open_blocks_.erase(it);
     else
       ++it;
   }
+  CommitResult result;
   result.samples = uncommitted_samples_;
   result.records = uncommitted_records_;
   result.bytes = uncommitted_bytes_;

@@ -1,7 +1,8 @@
 // The store's write side, single-threaded: metric snapshots become per-series chunks, event lines
 // become per-spec blocks, all in memory until commit() writes them in one SQLite transaction.
-// Open chunks and blocks are rewritten at every commit and continued after a restart, so a crash
-// loses only what was appended since the last commit. TsdbSink runs one on its own thread.
+// Each commit logs the samples it adds (head_format.h) and rewrites the open event blocks; open
+// chunks are checkpointed now and then and continued after a restart, so a crash loses only what
+// was appended since the last commit. TsdbSink runs one on its own thread.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include "metrics/metric.h"
 #include "tsdb/chunk_codec.h"
 #include "tsdb/event_block.h"
+#include "tsdb/head_format.h"
 #include "tsdb/sqlite.h"
 #include "tsdb/store_lock.h"
 
@@ -28,15 +30,18 @@ struct WriterOptions {
   int event_compression_level = 3;         // zstd
 };
 
-// When a chunk is cut: whichever comes first. 120 samples is Prometheus's choice; at a 10 s
-// interval a chunk spans 20 minutes, and the open one (rewritten at every commit) stays small.
+// When a chunk is cut: whichever comes first. At a 10 s interval 480 samples span 80 minutes;
+// long chunks spread the per-row cost of SQLite over many samples (Prometheus cuts at 120), and
+// cost nothing at flushes (they are checkpointed, not rewritten, see head_format.h).
 struct ChunkLimits {
-  uint32_t max_samples = 120;
+  uint32_t max_samples = 480;
   int64_t max_span_ms = 2 * 3600 * 1000;
-  size_t max_bytes = 2048;
+  size_t max_bytes = 4096;
   // A series with no sample for this long (behind the newest sample of the store) has its chunk
   // closed and its memory released.
   int64_t idle_close_ms = 2 * 3600 * 1000;
+  // Open chunks are checkpointed in full at least every this many commits (see head_format.h).
+  unsigned commits_per_checkpoint = 120;
 };
 
 struct AppendResult {
@@ -93,12 +98,19 @@ class TsdbWriter {
     std::string unit, help, spec;
     bool dirty = false;  // row to upsert
   };
+  // One checkpoint row of open chunks (64 series).
+  struct Checkpoint {
+    int64_t log_seq = 0;        // the last sample-log row the row includes
+    bool has_row = false;
+    bool changed = false;       // samples appended since the row was written
+    bool must_rewrite = false;  // a chunk of the group was closed or dropped since
+  };
   struct SeriesState {
     int64_t id = 0;
+    Checkpoint* checkpoint = nullptr;
     std::optional<ChunkEncoder> open;
     int64_t last_time_ms = INT64_MIN;
     bool float_values = false;  // a value did not fit an integer chunk: use XOR from now on
-    bool dirty = false;         // open chunk row to rewrite (or delete when `open` is empty)
   };
   // The stored series behind one MetricSeries: one for counters and gauges; the buckets, _sum
   // and _count of a histogram.
@@ -117,6 +129,7 @@ class TsdbWriter {
     EventBlockBuilder builder;
     bool dirty = false;
     int64_t last_append_ms = 0;
+    unsigned rewrites = 0;  // times written while open
   };
   struct FullBlock {
     int64_t id;
@@ -127,15 +140,20 @@ class TsdbWriter {
 
   TsdbWriter(WriterOptions options, ChunkLimits limits, StoreLock lock, Database db);
   Result<void> load_state();
+  Result<void> load_head();
+  SeriesState& series_state(int64_t id);
   Result<void> prepare_statements();
   MetricState& metric_for(const MetricFamily& family);
   SeriesGroup& group_for(const MetricFamily& family, MetricState& metric, const MetricSeries& series, std::string& key);
   SeriesState* series_for(int64_t metric_id, std::string_view suffix, const LabelSet& labels);
-  void append_sample(SeriesState& series, int64_t time_ms, double value, AppendResult& result);
+  // `logged`: false while replaying the sample log after a restart.
+  void append_sample(SeriesState& series, int64_t time_ms, double value, AppendResult& result, bool logged = true);
   void close_chunk(SeriesState& series);
   void close_idle_chunks();
   void finish_block(const std::string& spec, OpenBlock& block);
-  Result<void> write_pending();
+  using WrittenGroups = std::vector<std::pair<int64_t, bool>>;  // group, row written (else deleted)
+  Result<void> write_pending(int64_t log_seq, std::string_view log_row, bool full_checkpoint, WrittenGroups& written_groups);
+  Result<void> write_checkpoints(int64_t log_seq, bool full_checkpoint, WrittenGroups& written_groups);
   void bound_pending();
   Result<void> delete_by_age(int64_t now_ms, RetentionResult& result);
   Result<void> delete_by_size(RetentionResult& result);
@@ -153,12 +171,20 @@ class TsdbWriter {
   std::unordered_map<std::string, MetricState> metrics_;        // by family name
   std::unordered_map<std::string, int64_t> series_ids_;         // "metric_id|suffix|labels" -> id
   std::unordered_map<int64_t, SeriesState> series_;             // by id; node addresses are stable
+  std::unordered_map<int64_t, Checkpoint> checkpoints_;         // by group; node addresses are stable
   std::unordered_map<std::string, SeriesGroup> groups_;         // by family name + labels
   struct NewSeriesRow {
     int64_t id, metric_id;
     std::string suffix, labels;
   };
   std::vector<NewSeriesRow> new_series_rows_;
+  SampleLogBuilder pending_log_;  // the samples of the next commit
+  int64_t log_seq_ = 0;           // the last sample-log row written
+  uint64_t log_bytes_since_checkpoint_ = 0;
+  unsigned commits_since_checkpoint_ = 0;
+  bool full_checkpoint_due_ = false;
+  bool log_abandoned_ = false;  // this commit's samples go to a full checkpoint, not the log
+  uint64_t open_chunk_bytes_ = 0;  // all open chunks, as of the last full checkpoint
   std::vector<ClosedChunk> closed_chunks_;
   size_t closed_chunk_bytes_ = 0;
   struct StringHash {

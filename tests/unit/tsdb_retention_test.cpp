@@ -140,7 +140,7 @@ TEST(TsdbRetention, GivesPagesBackAfterALargeDeletion) {
   auto writer = TsdbWriter::open(WriterOptions{.dir = dir.path(), .retention = std::chrono::days(1)});
   ASSERT_TRUE(writer.has_value());
   uint64_t seed = 7;
-  for (int i = 0; i < 20'000; ++i) {
+  for (int i = 0; i < 100'000; ++i) {
     seed = seed * 6364136223846793005ull + 1442695040888963407ull;
     (*writer)->append_event(static_cast<uint64_t>(now - 10 * kDayMs) * 1'000'000 + i, "s", fmt::format(R"({{"r":"{:x}{}"}})", seed, seed * 3));
   }
