@@ -6,6 +6,7 @@
 #include "sink/output_description.h"
 #include "sink/sink.h"
 #include "sink/stdout_sink.h"
+#include "tsdb/tsdb_sink.h"
 
 namespace ea {
 
@@ -14,7 +15,8 @@ namespace {
 constexpr std::string_view kUsage =
     "stdout | file:PATH[,max_bytes=SIZE][,keep=N] | tmpfs[:DIR][,max_bytes=SIZE][,keep=N]"
     " | kafka:BROKER[,BROKER...][,topic_prefix=P][,spool=DIR][,spool_max_bytes=SIZE][,queue_max_records=N][,acks=all|1|0][,stop_timeout=D][,rdkafka.PROP=V]"
-    " | clickhouse:http://HOST:8123[,database=DB][,user=U][,password=P][,batch_records=N][,flush=2s][,queue_max=N]";
+    " | clickhouse:http://HOST:8123[,database=DB][,user=U][,password=P][,batch_records=N][,flush=2s][,queue_max=N]"
+    " | tsdb[:DIR][,retention=15d][,max_size=1G][,flush=5s][,queue=64M]";
 
 Result<std::unique_ptr<Sink>> make_file_sink(const OutputDescription& output, FileSinkOptions options) {
   if (auto checked = output.check_options({"max_bytes", "keep"}, kUsage); !checked)
@@ -49,6 +51,7 @@ Result<std::unique_ptr<Sink>> make_sink(std::string_view description) {
   }
   if (kind == "clickhouse") return make_clickhouse_sink(*output);
   if (kind == "kafka") return make_kafka_sink(*output);
+  if (kind == "tsdb") return tsdb::make_tsdb_sink(*output);
   if (kind == "tmpfs") {
     // Records kept in memory-backed files, as the talk's `storage: {tmpfs: true}`.
     std::string dir = output->target.empty() ? "/run/ebpf-agent/records" : output->target;

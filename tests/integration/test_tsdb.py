@@ -112,6 +112,7 @@ def main():
         extra = ["--output", f"tsdb:{store},flush=1s", "--workers", "1"]
         if metrics_pump:
             extra += ["--metrics-interval", "1s"]
+        os.makedirs(os.path.join(workdir, "run1"))
         agent = Agent(cleanup, [spec], extra, workdir=os.path.join(workdir, "run1"))
         agent.wait_ready()
 
@@ -147,13 +148,17 @@ def main():
 
         # Restart on the same store: it opens and goes on; a graceful stop commits everything.
         spec2 = write_file(workdir, "events2.yaml", spec_text(spec_name, os.getpid(), 2))
+        os.makedirs(os.path.join(workdir, "run2"))
         agent2 = Agent(cleanup, [spec2], extra, workdir=os.path.join(workdir, "run2"))
         agent2.wait_ready()
         for _ in range(500):
             os.getppid()
         time.sleep(2.5)  # a few metric snapshots
-        assert agent2.stop() == 0, agent2.log_text()
-        problems = [line for line in agent2.log_text().splitlines()
+        status = agent2.stop()
+        with open(agent2.log_path) as f:
+            log2 = f.read()
+        assert status == 0, log2
+        problems = [line for line in log2.splitlines()
                     if "tsdb output" in line and (" warning " in line or " error " in line)]
         assert not problems, problems
         assert integrity(database) == "ok"
@@ -166,7 +171,7 @@ def main():
         else:
             listing = json.loads(query(store, "-o", "json"))
             names = [m["name"] for m in listing["metrics"]]
-            assert names, f"no metrics stored; agent log:\n{agent2.log_text()}"
+            assert names, f"no metrics stored; agent log:\n{log2}"
             assert any(m["samples"] >= 2 for m in listing["metrics"]), listing["metrics"]
             samples = json.loads(query(store, names[0], "--from", "-10m", "-o", "json"))
             assert samples and samples[0]["samples"], samples
