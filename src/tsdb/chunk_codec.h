@@ -45,6 +45,8 @@ class ChunkEncoder {
   uint32_t samples() const { return samples_; }
   int64_t first_time() const { return first_time_; }
   int64_t last_time() const { return last_time_; }
+  // The interval between the last two samples (0 with fewer than two).
+  int64_t last_interval() const { return static_cast<int64_t>(last_time_delta_); }
   // Size of bytes() without building it.
   size_t size_bytes() const { return header_.size() + 6 + (bits_.bit_count() + 7) / 8; }
   std::string bytes() const;

@@ -214,6 +214,22 @@ TEST(TsdbStore, ValuesSwitchFromIntegerToFloatChunks) {
   EXPECT_TRUE(std::signbit(series[0].samples[6].value));
 }
 
+TEST(TsdbStore, JitterWithinAThousandthOfTheIntervalIsAligned) {
+  TempDir dir;
+  auto writer = open_writer(dir.path());
+  // 10 s interval: times within 10 ms of the expected one are stored as expected; a drift of
+  // 40 ms is kept (and becomes the new interval).
+  std::vector<int64_t> offsets = {0, 0, 3, -7, 10, 11, 40, 40, 40, -2};
+  for (size_t i = 0; i < offsets.size(); ++i)
+    writer->append_metrics(snapshot(kStart + i * 10'000 + offsets[i], {gauge("g", {{{}, 1.0 * i}})}));
+  ASSERT_TRUE(writer->commit().has_value());
+  auto series = select(dir.path(), "g");
+  ASSERT_EQ(series[0].samples.size(), offsets.size());
+  std::vector<int64_t> stored;
+  for (const Sample& sample : series[0].samples) stored.push_back(sample.time_ms - static_cast<int64_t>(kStart));
+  EXPECT_EQ(stored, (std::vector<int64_t>{0, 10'000, 20'000, 30'000, 40'000, 50'011, 60'040, 70'040, 80'040, 89'998}));
+}
+
 TEST(TsdbStore, RejectsSamplesNotAfterTheLastOne) {
   TempDir dir;
   auto writer = open_writer(dir.path());
