@@ -19,7 +19,7 @@ import time
 from harness import AGENT, BUILD_DIR, Agent, Cleanup, require_root, run_agent, skip, unique, wait_for, write_file
 
 OBJECT = os.path.join(BUILD_DIR, "tests", "bpf", "test_events.bpf.o")
-RATE = 40_000          # getppid() calls per second
+RATE = 25_000          # getppid() calls per second (the fixture's 256 KiB ring buffer holds ~0.2 s of them)
 RUN_BEFORE_KILL = 5.0  # seconds of generation before kill -9
 FLUSH = 1.0            # the output's flush interval (flush=1s)
 SLACK = 1.0            # ring buffer, shard and queue latency on a loaded 2-core machine
@@ -142,7 +142,10 @@ def main():
         assert seqs == list(range(len(seqs))), (
             f"stored events are not a contiguous prefix: {len(seqs)} records, first gap at "
             f"{next(i for i, s in enumerate(seqs) if s != i)}")
-        assert len(seqs) >= must_have, f"only {len(seqs)} events stored, {must_have} were generated before kill - flush - slack"
+        if len(seqs) < must_have:
+            lost = query(store, f'ebpf_agent_channel_kernel_lost_records{{spec="{spec_name}"}}', "--from", "0")
+            raise AssertionError(f"only {len(seqs)} events stored, {must_have} were generated before kill - flush - slack; "
+                                 f"records the kernel could not queue (if counted):\n{lost}")
         assert len(seqs) <= calls_before(marks, kill_time + 0.1), "more events stored than generated before the kill"
         print(f"after kill -9: {len(seqs)} events, a contiguous prefix; integrity ok")
 
