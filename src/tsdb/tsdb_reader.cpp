@@ -97,7 +97,11 @@ std::string series_name(std::string_view family, MetricKind kind, std::string_vi
 Result<TsdbReader> TsdbReader::open(const std::string& dir) {
   std::string path = dir + "/" + kDatabaseFileName;
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec))
+  bool exists = std::filesystem::exists(path, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    return failf("cannot read the store in {}: {} (the agent's store is root's by default: run query as root)", dir,
+                 ec.message());
+  if (!exists)
     return failf("no embedded store in {} (no {}): the agent writes one with --output tsdb[:DIR] (by default in {}); "
                  "point query at it with --db DIR",
                  dir, kDatabaseFileName, kDefaultTsdbDir);
