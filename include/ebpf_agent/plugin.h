@@ -4,7 +4,11 @@
  * A plugin is a shared object loaded with dlopen() by a spec program of `type: user_so`.
  * Only C types cross this boundary. Version handshake: the agent calls
  * ea_plugin_abi_version() first and refuses a plugin whose major ABI differs from
- * EA_PLUGIN_ABI_VERSION (the error names both numbers).
+ * EA_PLUGIN_ABI_VERSION (the error names both numbers). Versions only add: a plugin built for
+ * an older version (down to EA_PLUGIN_ABI_MIN_VERSION) keeps working.
+ *
+ * History: v1 init/preload/postload/process/fini hooks; v2 adds metrics (ea_metrics_api,
+ * handed to ea_plugin_init as args->metrics).
  *
  * Memory ownership:
  *   - Everything the agent passes in (contexts, input records, strings) is owned by the agent
@@ -43,7 +47,8 @@
 extern "C" {
 #endif
 
-#define EA_PLUGIN_ABI_VERSION 1u
+#define EA_PLUGIN_ABI_VERSION 2u
+#define EA_PLUGIN_ABI_MIN_VERSION 1u
 
 /* err_ctx.err_code values (0 = success); any other non-zero value is a plugin-defined failure. */
 #define EA_OK 0
@@ -81,6 +86,43 @@ struct ea_tracer_ctx {
 
 typedef void (*ea_process_fn)(struct ea_tracer_ctx *ctx);
 
+/* Metrics (v2). A plugin declares its metrics in ea_plugin_init and updates them from any hook
+ * and any thread. They appear in every output beside the agent's own, owned by the spec (its
+ * `storage:` applies) and removed with it. Names follow Prometheus / OpenTelemetry rules as the
+ * agent renders them: base name with unit suffix and no `_total` ("oom_kills",
+ * "alloc_latency_seconds"). Each metric has a cap on label sets; past it, new label sets fold
+ * into one series labelled otel_metric_overflow="true" and the folds are counted. */
+typedef struct ea_metric ea_metric; /* opaque, owned by the agent, valid until ea_plugin_fini */
+
+#define EA_METRIC_COUNTER 0u
+#define EA_METRIC_GAUGE 1u
+#define EA_METRIC_HISTOGRAM 2u
+
+struct ea_metric_desc {
+  const char *name;
+  const char *help;                 /* may be NULL */
+  const char *unit;                 /* "seconds", "bytes", or NULL */
+  uint32_t kind;                    /* EA_METRIC_* */
+  const char *const *label_names;   /* label_count names */
+  uint32_t label_count;
+  const double *bounds;             /* histograms: bucket upper bounds, strictly ascending */
+  uint32_t bound_count;
+};
+
+struct ea_metrics_api {
+  uint32_t size; /* sizeof(struct ea_metrics_api) as the agent knows it */
+  void *host;    /* pass back as the first argument of declare */
+  /* ea_plugin_init only. Returns NULL on a bad description, with the reason in err (err_len
+   * bytes, NUL-terminated). Declaring the same name again with the same shape returns it again. */
+  ea_metric *(*declare)(void *host, const struct ea_metric_desc *desc, char *err, uint32_t err_len);
+  /* Any hook, any thread. label_values: label_count values in declare order (copied). Return 0,
+   * or -EINVAL (wrong count, NULL, negative counter delta, wrong kind). */
+  int (*counter_add)(ea_metric *metric, const char *const *label_values, uint32_t label_count, double delta);
+  int (*gauge_set)(ea_metric *metric, const char *const *label_values, uint32_t label_count, double value);
+  int (*histogram_observe)(ea_metric *metric, const char *const *label_values, uint32_t label_count,
+                           double value);
+};
+
 /* Handed to ea_plugin_init. */
 struct ea_plugin_init_args {
   uint32_t abi_version;
@@ -88,6 +130,8 @@ struct ea_plugin_init_args {
   const char *program;     /* this user_so program's name in the spec */
   const char *initfile;    /* resolved path of properties.initfile, or NULL */
   const char *config_json; /* properties.config as JSON text ("null" when absent) */
+  /* v2: declare and update metrics; keep the pointer in your state (valid until fini) */
+  const struct ea_metrics_api *metrics;
 };
 
 /* A BPF object of the same spec, passed to preload/postload. Opaque. */

@@ -6,6 +6,7 @@
  * delta_time: ns the victim had been running. tid is the victim thread, pid its process.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +16,42 @@
 #include "oom_event.h"
 
 EA_PLUGIN_DECLARE_ABI()
+
+/* Per-load state: the same .so may serve several specs, so nothing lives in globals. */
+struct oom_state {
+  const struct ea_metrics_api *metrics;
+  ea_metric *kills; /* oom_kills{comm}: processes the OOM killer chose, by victim command */
+};
+
+int ea_plugin_init(const struct ea_plugin_init_args *args, void **state) {
+  struct oom_state *s = calloc(1, sizeof(*s));
+  if (!s) return -1;
+  s->metrics = args->metrics;
+  if (s->metrics) {
+    static const char *const labels[] = {"comm"};
+    struct ea_metric_desc desc = {
+        .name = "oom_kills",
+        .help = "Processes killed by the kernel's OOM killer, by the victim's command",
+        .kind = EA_METRIC_COUNTER,
+        .label_names = labels,
+        .label_count = 1,
+    };
+    char err[EA_ERR_MSG_MAX];
+    s->kills = s->metrics->declare(s->metrics->host, &desc, err, sizeof(err));
+    if (!s->kills) fprintf(stderr, "oom_user: no oom_kills metric: %s\n", err);
+  }
+  *state = s;
+  return 0;
+}
+
+void ea_plugin_fini(void *state) { free(state); }
+
+/* A label value from the kernel's comm: printable ASCII kept, anything else becomes '?'. */
+static void comm_label(const char *comm, size_t size, char *out) {
+  size_t i = 0;
+  for (; i < size && comm[i]; ++i) out[i] = (comm[i] >= 0x20 && comm[i] < 0x7f) ? comm[i] : '?';
+  out[i] = '\0';
+}
 
 #define DECODE_ERROR 1
 
@@ -154,4 +191,12 @@ void process(struct ea_tracer_ctx *ctx) {
   ctx->meta.pid = event.pid;
   ctx->meta.tgid = event.tgid;
   memcpy(ctx->meta.comm, event.comm, sizeof(ctx->meta.comm));
+
+  struct oom_state *s = ctx->plugin_state;
+  if (s && s->kills) {
+    char comm[sizeof(event.comm) + 1];
+    comm_label(event.comm, sizeof(event.comm), comm);
+    const char *values[] = {comm};
+    s->metrics->counter_add(s->kills, values, 1, 1.0);
+  }
 }

@@ -117,7 +117,7 @@ Result<void> LoadedSpec::load_programs() {
       case ProgramType::UserSo: {
         auto file = fetch_program_file(ps.path, ps.sha256, base, ps.pos);
         if (!file) return std::unexpected(program_error(ps, file.error()));
-        auto plugin = UserSoPlugin::load(spec_, ps, std::move(*file));
+        auto plugin = UserSoPlugin::load(spec_, ps, std::move(*file), context_.metrics);
         if (!plugin) return std::unexpected(program_error(ps, plugin.error()));
         program.plugin = std::move(*plugin);
         break;

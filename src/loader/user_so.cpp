@@ -16,6 +16,7 @@
 #include "core/json_validate.h"
 #include "ebpf_agent/plugin.h"
 #include "loader/ebpf_object.h"
+#include "loader/plugin_metrics.h"
 #include "pipeline/crash_guard.h"
 
 // The opaque object handle of plugin.h: which object a preload/postload hook may touch, and when.
@@ -132,6 +133,7 @@ struct LoadedPlugin {
   ea_plugin_fini_fn fini = nullptr;
   ea_plugin_last_error_fn last_error = nullptr;
   std::map<std::string, ea_process_fn, std::less<>> functions;
+  std::unique_ptr<PluginMetrics> metrics;  // outlives the plugin's use of it (fini runs first)
 
   std::atomic<bool> crashed{false};
   std::string crash_message;  // written once, before `crashed` is set; read only after it is
@@ -314,7 +316,7 @@ class UserSoProcessor final : public Processor {
 struct UserSoPlugin::Impl : LoadedPlugin {};
 
 Result<std::shared_ptr<UserSoPlugin>> UserSoPlugin::load(const Spec& spec, const ProgramSpec& program,
-                                                          FetchedFile file) {
+                                                          FetchedFile file, MetricRegistry* metrics) {
   const auto* props = std::get_if<UserSoProps>(&program.props);
   if (!props) return failf("program '{}' is not a user_so program", program.name);
 
@@ -345,10 +347,10 @@ Result<std::shared_ptr<UserSoPlugin>> UserSoPlugin::load(const Spec& spec, const
     impl->mark_crashed(*crash, "ea_plugin_abi_version");
     return fail(impl->crash_message);
   }
-  if (version != EA_PLUGIN_ABI_VERSION)
-    return failf("{}: built for plugin ABI v{}, this agent speaks v{}: rebuild it against this agent's "
+  if (version < EA_PLUGIN_ABI_MIN_VERSION || version > EA_PLUGIN_ABI_VERSION)
+    return failf("{}: built for plugin ABI v{}, this agent speaks v{} to v{}: rebuild it against this agent's "
                  "include/ebpf_agent/plugin.h",
-                 where, version, EA_PLUGIN_ABI_VERSION);
+                 where, version, EA_PLUGIN_ABI_MIN_VERSION, EA_PLUGIN_ABI_VERSION);
 
   std::vector<std::string_view> missing;
   for (const FunctionSpec& function : props->functions) {
@@ -386,12 +388,14 @@ Result<std::shared_ptr<UserSoPlugin>> UserSoPlugin::load(const Spec& spec, const
       initfile = *resolved;
     }
     std::string config = props->config.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    impl->metrics = std::make_unique<PluginMetrics>(metrics, spec.name);
     ea_plugin_init_args args{
         .abi_version = EA_PLUGIN_ABI_VERSION,
         .spec = spec.name.c_str(),
         .program = program.name.c_str(),
         .initfile = initfile.empty() ? nullptr : initfile.c_str(),
         .config_json = config.c_str(),
+        .metrics = impl->metrics->api(),
     };
     int code = 0;
     void* state = nullptr;

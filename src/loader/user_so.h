@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "metrics/registry.h"
 #include "loader/fetch.h"
 #include "pipeline/processor.h"
 #include "spec/spec.h"
@@ -17,7 +18,9 @@ class UserSoPlugin {
  public:
   // dlopen, ABI handshake (a mismatch is refused naming both versions), resolve every function
   // named in properties.functions (a missing one is an error naming it), then ea_plugin_init.
-  static Result<std::shared_ptr<UserSoPlugin>> load(const Spec& spec, const ProgramSpec& program, FetchedFile file);
+  // `metrics` receives what the plugin declares through the ABI's ea_metrics_api (may be null).
+  static Result<std::shared_ptr<UserSoPlugin>> load(const Spec& spec, const ProgramSpec& program, FetchedFile file,
+                                                    MetricRegistry* metrics = nullptr);
   ~UserSoPlugin();  // ea_plugin_fini, dlclose
 
   const std::string& name() const { return name_; }

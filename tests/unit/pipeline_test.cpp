@@ -214,8 +214,9 @@ TEST(FileSink, BadOptionsAreRefusedWithHelp) {
   auto sink = make_sink("file:/tmp/x.jsonl,max_bytes=lots");
   ASSERT_FALSE(sink);
   EXPECT_NE(sink.error().message.find("not a size"), std::string::npos);
-  auto unknown = make_sink("kafka");
+  auto unknown = make_sink("carrier-pigeon");
   ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("unknown output kind 'carrier-pigeon'"), std::string::npos);
   EXPECT_NE(unknown.error().message.find("file:PATH"), std::string::npos);
 }
 

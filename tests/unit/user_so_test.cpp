@@ -12,6 +12,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "ebpf_agent/plugin.h"
 #include <nlohmann/json.hpp>
 
 #include "oom_event.h"
@@ -116,8 +118,10 @@ TEST(UserSoLoad, RefusesASharedObjectWithoutTheHandshake) {
 TEST(UserSoLoad, RefusesAnotherAbiVersionNamingBoth) {
   PluginSetup setup{.so = test_plugin("abi_mismatch")};
   EXPECT_THAT(error_of(load(setup)),
-              AllOf(HasSubstr(setup.so), HasSubstr("built for plugin ABI v2, this agent speaks v1: rebuild it against "
-                                                   "this agent's include/ebpf_agent/plugin.h")));
+              AllOf(HasSubstr(setup.so), HasSubstr(fmt::format("built for plugin ABI v{}, this agent speaks v{} to v{}: rebuild it against "
+                                                             "this agent's include/ebpf_agent/plugin.h",
+                                                             EA_PLUGIN_ABI_VERSION + 1, EA_PLUGIN_ABI_MIN_VERSION,
+                                                             EA_PLUGIN_ABI_VERSION))));
 }
 
 TEST(UserSoLoad, NamesEveryMissingFunctionAndTheObject) {
