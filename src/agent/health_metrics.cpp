@@ -10,6 +10,8 @@
 #include <sstream>
 #include <string>
 
+#include "sink/kafka_health.h"
+
 namespace ea {
 
 namespace {
@@ -107,6 +109,7 @@ void append_runtime_health(const nlohmann::json& state, std::vector<MetricFamily
   for (auto* f : {&specs, &runs, &run_time, &restarts, &channel_records, &kernel_lost, &processor_records,
                   &output_records, &output_bytes, &output_samples, &queue_depth})
     push_nonempty(out, std::move(*f));
+  append_kafka_spool_metrics(state.value("outputs", nlohmann::json::array()), out);
 }
 
 void append_process_metrics(std::vector<MetricFamily>& out) {

@@ -7,6 +7,8 @@
 
 #include "agent/health_metrics.h"
 #include "agent/storage_selection.h"
+#include "sink/kafka_health.h"
+#include "tsdb/tsdb_defaults.h"
 
 namespace ea {
 
@@ -23,6 +25,11 @@ Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeOptions options) {
     sinks->push_back(std::shared_ptr<Sink>(std::move(*sink)));
   }
   runtime->sinks_ = std::move(sinks);
+  if (runtime->options_.outputs.empty())
+    spdlog::info("no --output given: storing to the embedded store in {} (read it back with `ebpf-agent query`)",
+                 tsdb::kDefaultTsdbDir);
+  else
+    for (const auto& sink : *runtime->sinks_) spdlog::info("writing to {}", sink->name());
   unsigned workers = runtime->options_.workers;
   if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
   runtime->pool_ = std::make_unique<ShardPool>(workers);
@@ -139,18 +146,30 @@ nlohmann::json Runtime::list() const {
   nlohmann::json specs = nlohmann::json::array();
   for (const auto& [name, spec] : specs_) specs.push_back(spec->describe());
   nlohmann::json sinks = nlohmann::json::array();
-  for (const auto& sink : *sinks_)
-    sinks.push_back({{"name", sink->name()},
-                     {"records", sink->counters().records.load()},
-                     {"bytes", sink->counters().bytes.load()},
-                     {"failures", sink->counters().failures.load()},
-                     {"metric_samples", sink->counters().metric_samples.load()},
-                     {"metric_failures", sink->counters().metric_failures.load()},
-                     {"queue_depth", sink->queue_depth()}});
+  for (const auto& sink : *sinks_) {
+    nlohmann::json entry{{"name", sink->name()},
+                         {"records", sink->counters().records.load()},
+                         {"bytes", sink->counters().bytes.load()},
+                         {"failures", sink->counters().failures.load()},
+                         {"metric_samples", sink->counters().metric_samples.load()},
+                         {"metric_failures", sink->counters().metric_failures.load()},
+                         {"queue_depth", sink->queue_depth()}};
+    if (const KafkaSink* kafka = as_kafka_sink(*sink)) entry["kafka_spool"] = kafka_spool_json(kafka->spool_counters());
+    sinks.push_back(std::move(entry));
+  }
   return {{"specs", std::move(specs)}, {"outputs", std::move(sinks)}};
 }
 
 void Runtime::shutdown() {
+  {
+    std::lock_guard lock(mutex_);
+    if (shut_down_) return;
+  }
+  // The specs' last counts go out while they still exist (a stopped spec no longer reports them).
+  if (metrics_pump_) {
+    metrics_pump_->stop();
+    publish_metrics();
+  }
   std::map<std::string, std::unique_ptr<LoadedSpec>, std::less<>> specs;
   {
     std::lock_guard lock(mutex_);
@@ -161,16 +180,15 @@ void Runtime::shutdown() {
   if (metrics_endpoint_) metrics_endpoint_->stop();
   for (auto& [name, spec] : specs) spec->stop();
   specs.clear();
-  pool_->stop();
-  // The last snapshot, with the final counts, before the outputs close.
-  if (metrics_pump_) {
-    metrics_pump_->stop();
-    publish_metrics();
-  }
-  for (const auto& sink : *sinks_) sink->stop();
+  if (pool_) pool_->stop();
+  // The last snapshot, with the outputs' final counts, before they close.
+  if (metrics_pump_) publish_metrics();
+  if (sinks_)
+    for (const auto& sink : *sinks_) sink->stop();
 }
 
 void Runtime::publish_metrics() {
+  if (!sinks_) return;
   MetricsSnapshot snapshot = metrics_.collect();
   for (const auto& sink : *sinks_)
     if (sink->accepts_metrics()) sink->write_metrics(metrics_for(snapshot, sink->kind()));

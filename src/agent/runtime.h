@@ -31,7 +31,7 @@ struct RuntimeOptions {
 };
 
 // What the agent writes to when no output is configured: the embedded time-series store.
-inline const std::vector<std::string> kDefaultOutputs{"stdout"};
+inline const std::vector<std::string> kDefaultOutputs{"tsdb"};
 
 class Runtime {
  public:

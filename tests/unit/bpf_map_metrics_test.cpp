@@ -166,7 +166,9 @@ TEST(BpfMapMetricsKernel, CountersGaugesAndHistogramsFromTheFixtureMaps) {
   uint64_t at_least_3ms = 0;
   for (size_t i = 0; i < h.bounds.size(); ++i) {
     if (h.bounds[i] >= 0.003) at_least_3ms += h.counts[i];
-    if (h.bounds[i] < 0.002) EXPECT_EQ(h.counts[i], 0u) << "bucket " << h.bounds[i];
+    if (h.bounds[i] < 0.002) {
+      EXPECT_EQ(h.counts[i], 0u) << "bucket " << h.bounds[i];
+    }
   }
   EXPECT_EQ(at_least_3ms + h.counts.back(), 3u);
 
