@@ -48,7 +48,7 @@ Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeOptions options) {
   });
   if (runtime->options_.metrics_listen != "off") {
     auto endpoint = MetricsEndpoint::start(runtime->options_.metrics_listen, [self] {
-      return self->metrics_for(self->metrics_.collect(), "prometheus");
+      return self->metrics_for(self->metrics_.collect_unmerged(), "prometheus");
     });
     if (endpoint) {
       runtime->metrics_endpoint_ = std::move(*endpoint);
@@ -189,7 +189,7 @@ void Runtime::shutdown() {
 
 void Runtime::publish_metrics() {
   if (!sinks_) return;
-  MetricsSnapshot snapshot = metrics_.collect();
+  MetricsSnapshot snapshot = metrics_.collect_unmerged();
   for (const auto& sink : *sinks_)
     if (sink->accepts_metrics()) sink->write_metrics(metrics_for(snapshot, sink->kind()));
 }
@@ -202,6 +202,7 @@ MetricsSnapshot Runtime::metrics_for(const MetricsSnapshot& snapshot, std::strin
     if (family.spec.empty() || owner == storage_by_spec_.end() || storage_selects(owner->second, kind))
       selected.families.push_back(family);
   }
+  selected.families = merge_families(std::move(selected.families));
   return selected;
 }
 

@@ -50,8 +50,8 @@ class Runtime {
   // Hands a metric snapshot to every output that takes metrics, honouring each spec's `storage:`.
   // Runs every metrics_interval, and once more at shutdown.
   void publish_metrics();
-  // The snapshot an output of `kind` receives: agent metrics plus those of specs whose
-  // `storage:` selects that kind.
+  // The snapshot an output of `kind` receives, from an unmerged collection: agent metrics plus
+  // those of specs whose `storage:` selects that kind, families of one name merged.
   MetricsSnapshot metrics_for(const MetricsSnapshot& snapshot, std::string_view kind) const;
   std::string metrics_address() const { return metrics_endpoint_ ? metrics_endpoint_->address() : ""; }
   // Stops every spec, drains the shards and flushes the sinks (SIGINT/SIGTERM).

@@ -121,6 +121,16 @@ size_t fold_over_cap(MetricFamily& family, size_t cap) {
   return folded;
 }
 
+namespace {
+
+// Labels of the fold accounting series: the metric, and the spec that owns it when one does.
+LabelSet fold_labels(const std::string& metric, const std::string& spec) {
+  if (spec.empty()) return {{"metric", metric}};
+  return {{"metric", metric}, {"spec", spec}};
+}
+
+}  // namespace
+
 MetricRegistry::MetricRegistry(size_t default_max_series) : default_max_series_(default_max_series) {}
 
 Result<std::shared_ptr<Metric>> MetricRegistry::metric(MetricDesc desc) {
@@ -137,7 +147,7 @@ Result<std::shared_ptr<Metric>> MetricRegistry::metric(MetricDesc desc) {
       return failf("histogram '{}': bucket bounds must be strictly ascending", desc.name);
   }
   std::lock_guard lock(mutex_);
-  if (auto it = metrics_.find(desc.name); it != metrics_.end()) {
+  if (auto it = metrics_.find({desc.spec, desc.name}); it != metrics_.end()) {
     const MetricDesc& known = it->second->desc();
     if (known.kind != desc.kind || known.label_names != desc.label_names || known.bounds != desc.bounds)
       return failf("metric '{}' is already registered as a {} with labels [{}]; asked again as a {} with labels [{}]",
@@ -147,7 +157,7 @@ Result<std::shared_ptr<Metric>> MetricRegistry::metric(MetricDesc desc) {
   }
   size_t cap = desc.max_series ? desc.max_series : default_max_series_;
   auto metric = std::make_shared<Metric>(std::move(desc), cap);
-  metrics_.emplace(metric->desc().name, metric);
+  metrics_.emplace(std::make_pair(metric->desc().spec, metric->desc().name), metric);
   return metric;
 }
 
@@ -169,7 +179,7 @@ void MetricRegistry::remove_spec(std::string_view spec) {
   std::erase_if(collectors_, [&](const auto& entry) { return entry.second.first == spec; });
 }
 
-MetricsSnapshot MetricRegistry::collect() const {
+MetricsSnapshot MetricRegistry::collect_unmerged() const {
   std::vector<std::shared_ptr<Metric>> metrics;
   std::vector<std::pair<std::string, Collector>> collectors;
   {
@@ -183,7 +193,7 @@ MetricsSnapshot MetricRegistry::collect() const {
   for (const auto& metric : metrics) {
     snapshot.families.push_back(metric->snapshot());
     if (metric->folded() > 0)
-      updates.series.push_back({{{"metric", metric->desc().name}}, static_cast<double>(metric->folded()), {}});
+      updates.series.push_back({fold_labels(metric->desc().name, metric->desc().spec), static_cast<double>(metric->folded()), {}});
   }
   for (const auto& [spec, collector] : collectors) {
     std::vector<MetricFamily> produced;
@@ -191,28 +201,58 @@ MetricsSnapshot MetricRegistry::collect() const {
     for (MetricFamily& family : produced) {
       if (family.spec.empty()) family.spec = spec;
       if (size_t folded = fold_over_cap(family, default_max_series_); folded > 0)
-        series.series.push_back({{{"metric", family.name}}, static_cast<double>(folded), {}});
+        series.series.push_back({fold_labels(family.name, family.spec), static_cast<double>(folded), {}});
       snapshot.families.push_back(std::move(family));
     }
   }
   if (!updates.series.empty()) snapshot.families.push_back(std::move(updates));
   if (!series.series.empty()) snapshot.families.push_back(std::move(series));
-  // Families of one name from several producers (two specs' collectors) are merged.
   std::stable_sort(snapshot.families.begin(), snapshot.families.end(),
                    [](const MetricFamily& a, const MetricFamily& b) { return a.name < b.name; });
-  std::vector<MetricFamily> merged;
-  for (MetricFamily& family : snapshot.families) {
-    if (!merged.empty() && merged.back().name == family.name && merged.back().kind == family.kind) {
-      auto& into = merged.back().series;
-      into.insert(into.end(), std::make_move_iterator(family.series.begin()),
-                  std::make_move_iterator(family.series.end()));
-    } else {
-      merged.push_back(std::move(family));
-    }
-  }
-  snapshot.families = std::move(merged);
   snapshot.time_ns = wall_clock_ns();
   return snapshot;
+}
+
+MetricsSnapshot MetricRegistry::collect() const {
+  MetricsSnapshot snapshot = collect_unmerged();
+  snapshot.families = merge_families(std::move(snapshot.families));
+  return snapshot;
+}
+
+namespace {
+
+void label_with_spec(MetricFamily& family) {
+  if (family.spec.empty()) return;
+  for (MetricSeries& series : family.series) {
+    auto at = std::lower_bound(series.labels.begin(), series.labels.end(), std::string("spec"),
+                               [](const auto& label, const std::string& name) { return label.first < name; });
+    if (at == series.labels.end() || at->first != "spec") series.labels.insert(at, {"spec", family.spec});
+  }
+}
+
+}  // namespace
+
+std::vector<MetricFamily> merge_families(std::vector<MetricFamily> families) {
+  std::vector<MetricFamily> merged;
+  for (size_t i = 0; i < families.size();) {
+    size_t end = i + 1;
+    bool several_specs = false;
+    while (end < families.size() && families[end].name == families[i].name && families[end].kind == families[i].kind) {
+      several_specs |= families[end].spec != families[i].spec;
+      ++end;
+    }
+    MetricFamily into = std::move(families[i]);
+    if (several_specs) label_with_spec(into);
+    for (size_t j = i + 1; j < end; ++j) {
+      if (several_specs) label_with_spec(families[j]);
+      into.series.insert(into.series.end(), std::make_move_iterator(families[j].series.begin()),
+                         std::make_move_iterator(families[j].series.end()));
+    }
+    if (several_specs) into.spec.clear();
+    merged.push_back(std::move(into));
+    i = end;
+  }
+  return merged;
 }
 
 }  // namespace ea

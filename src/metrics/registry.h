@@ -79,12 +79,17 @@ class Metric {
 // histograms; gauges keep the last). Returns how many series were folded.
 size_t fold_over_cap(MetricFamily& family, size_t cap);
 
+// Merges families of one name and kind (sorted by name) into one. When they come from different
+// specs, each series gets a `spec` label so that equal label sets stay distinct series.
+std::vector<MetricFamily> merge_families(std::vector<MetricFamily> families);
+
 class MetricRegistry {
  public:
   explicit MetricRegistry(size_t default_max_series = 2000);
 
-  // Get-or-create. Asking again with the same name returns the same metric when kind, labels
-  // and bounds agree, and an error naming the difference otherwise.
+  // Get-or-create, per spec: asking again with the same spec and name returns the same metric
+  // when kind, labels and bounds agree, and an error naming the difference otherwise. Two specs
+  // declaring one name get two metrics (deleting one spec leaves the other's).
   Result<std::shared_ptr<Metric>> metric(MetricDesc desc);
   // Produces families on collect() (already-aggregated data: BPF maps, health, process stats).
   using Collector = std::function<void(std::vector<MetricFamily>&)>;
@@ -97,12 +102,14 @@ class MetricRegistry {
   // ebpf_agent_metric_overflow_updates_total{metric}: instrument updates folded into overflow;
   // ebpf_agent_metric_overflow_series{metric}: collector series folded in this collection.
   MetricsSnapshot collect() const;
+  // The same before families of one name are merged (to select by spec first, then merge).
+  MetricsSnapshot collect_unmerged() const;
   size_t default_max_series() const { return default_max_series_; }
 
  private:
   size_t default_max_series_;
   mutable std::mutex mutex_;
-  std::map<std::string, std::shared_ptr<Metric>, std::less<>> metrics_;
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<Metric>> metrics_;  // by (spec, name)
   std::map<uint64_t, std::pair<std::string, Collector>> collectors_;
   uint64_t next_collector_id_ = 1;
 };

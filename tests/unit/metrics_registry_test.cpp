@@ -102,7 +102,9 @@ TEST(MetricRegistry, CollectorsAreCappedMergedAndRemovedWithTheirSpec) {
   // Two collectors' families of one name become one family: 2 kept + overflow each.
   EXPECT_EQ(family->series.size(), 6u);
   EXPECT_EQ(family->series[2].value, 3 + 4 + 5);
-  EXPECT_EQ(family->spec, "spec_a");
+  EXPECT_EQ(family->spec, "");  // two owners: each series says which
+  EXPECT_EQ(family->series[0].labels, (LabelSet{{"k", "0"}, {"spec", "spec_a"}}));
+  EXPECT_EQ(family->series[3].labels, (LabelSet{{"k", "0"}, {"spec", "spec_b"}}));
   const MetricFamily* folded = find(snapshot, "ebpf_agent_metric_overflow_series");
   ASSERT_NE(folded, nullptr);
   EXPECT_EQ(folded->series.at(0).value, 3);
@@ -110,6 +112,33 @@ TEST(MetricRegistry, CollectorsAreCappedMergedAndRemovedWithTheirSpec) {
   registry.remove_collector(b);
   registry.remove_spec("spec_a");
   EXPECT_EQ(find(registry.collect(), "map_counts"), nullptr);
+}
+
+TEST(MetricRegistry, TwoSpecsOneNameStayApartAndDeletingOneKeepsTheOther) {
+  MetricRegistry registry;
+  auto a = registry.metric({.name = "kills", .kind = MetricKind::Counter, .spec = "a", .label_names = {"comm"}});
+  auto b = registry.metric({.name = "kills", .kind = MetricKind::Counter, .spec = "b", .label_names = {"comm"}});
+  ASSERT_TRUE(a && b);
+  EXPECT_NE(a->get(), b->get());
+  (*a)->with({"java"}).add(1);
+  (*b)->with({"java"}).add(2);
+  MetricsSnapshot first = registry.collect();
+  const MetricFamily* both = find(first, "kills");
+  ASSERT_NE(both, nullptr);
+  ASSERT_EQ(both->series.size(), 2u);  // equal label sets kept apart by spec
+  EXPECT_EQ(both->series[0].labels, (LabelSet{{"comm", "java"}, {"spec", "a"}}));
+  EXPECT_EQ(both->series[1].labels, (LabelSet{{"comm", "java"}, {"spec", "b"}}));
+  EXPECT_EQ(both->series[1].value, 2);
+
+  registry.remove_spec("a");
+  (*b)->with({"java"}).add(1);
+  MetricsSnapshot second = registry.collect();
+  const MetricFamily* left = find(second, "kills");
+  ASSERT_NE(left, nullptr);
+  ASSERT_EQ(left->series.size(), 1u);
+  EXPECT_EQ(left->series[0].labels, (LabelSet{{"comm", "java"}}));  // one producer: no spec label
+  EXPECT_EQ(left->series[0].value, 3);
+  EXPECT_EQ(left->spec, "b");
 }
 
 TEST(MetricRegistry, ConcurrentUpdatesAreNotLost) {
@@ -122,7 +151,8 @@ TEST(MetricRegistry, ConcurrentUpdatesAreNotLost) {
       for (int i = 0; i < 20000; ++i) (*metric)->with({i % 2 ? "odd" : "even"}).add(1);
     });
   for (auto& thread : threads) thread.join();
-  const MetricFamily* family = find(registry.collect(), "hits");
+  MetricsSnapshot snapshot = registry.collect();
+  const MetricFamily* family = find(snapshot, "hits");
   ASSERT_NE(family, nullptr);
   double total = 0;
   for (const auto& series : family->series) total += series.value;
