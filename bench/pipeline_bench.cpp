@@ -2,7 +2,8 @@
 // are drained (a) raw, with ring_buffer__consume and a trivial callback, and (b) through the
 // agent's real pipeline: ring-buffer channel -> fan-out -> one worker shard -> processor ->
 // JSON-lines file sink on tmpfs. Two workloads: 40-byte records decoded through BTF (the generic
-// path, no user code) and tcp_connlat's 88-byte records through its built-in processor. Rounds
+// path, no user code) and tcp_connlat's 88-byte records through its built-in processor, without
+// and with its connect-duration histogram. Rounds
 // alternate (a) and (b) so both see the same machine noise; figures are medians, and (b) is also
 // given as a ratio to (a) measured in the same round.
 //
@@ -34,6 +35,7 @@
 
 #include "bench_events.skel.h"
 #include "channel/ring_buffer_channel.h"
+#include "metrics/registry.h"
 #include "pipeline/btf_decoder.h"
 #include "pipeline/fanout.h"
 #include "pipeline/record_key.h"
@@ -131,7 +133,14 @@ class Generator {
     const ea::ProcessorFactory* factory = ea::find_builtin_processor("tcp_connlat");
     if (!factory) die("the built-in tcp_connlat processor is not linked in");
     connlat_workload.make_processor = [factory] { return (*factory)(ea::ProcessorContext{}); };
+    // The same with its connect-duration histogram on, as the agent runs it.
+    Workload connlat_metric_workload = connlat_workload;
+    connlat_metric_workload.name = "tcp_connlat + histogram";
+    connlat_metric_workload.make_processor = [this, factory] {
+      return (*factory)(ea::ProcessorContext{.spec = &connlat_spec_, .metrics = &metrics_});
+    };
     workloads_.push_back(std::move(connlat_workload));
+    workloads_.push_back(std::move(connlat_metric_workload));
   }
   ~Generator() { bench_events__destroy(skel_); }
 
@@ -164,6 +173,8 @@ class Generator {
   }
 
   uint64_t records_;
+  ea::MetricRegistry metrics_;
+  ea::Spec connlat_spec_{.name = "tcp_connlat"};
   bench_events* skel_ = nullptr;
   const struct btf* btf_ = nullptr;
   std::vector<Workload> workloads_;

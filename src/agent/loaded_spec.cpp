@@ -225,7 +225,12 @@ Result<std::shared_ptr<Route>> LoadedSpec::make_route(const Channel& channel, co
   auto sinks = select_sinks(storage, context_.sinks, fmt::format("{}: channel '{}'", storage_pos.str(), cs.name));
   if (!sinks) return std::unexpected(sinks.error());
   route->sinks = std::move(*sinks);
-  ProcessorContext pc{.spec = &spec_, .channel = &cs, .event = event, .record_btf = btf, .record_type_id = struct_id};
+  ProcessorContext pc{.spec = &spec_,
+                      .channel = &cs,
+                      .event = event,
+                      .record_btf = btf,
+                      .record_type_id = struct_id,
+                      .metrics = context_.metrics};
 
   ProcessorFactory factory;
   if (event) {

@@ -15,6 +15,8 @@ struct btf;
 
 namespace ea {
 
+class MetricRegistry;
+
 enum class ProcessOutcome {
   Emitted,  // fields were appended
   Skipped,  // nothing to emit (filtered, control message)
@@ -39,6 +41,7 @@ struct ProcessorContext {
   const EventSpec* event = nullptr;      // null for the channel's default processor
   const struct btf* record_btf = nullptr;  // BTF holding the channel's record struct, if known
   int record_type_id = 0;                // 0 = unknown
+  MetricRegistry* metrics = nullptr;      // where a processor's metrics go (owned by spec.name); may be null
 };
 
 using ProcessorFactory = std::function<Result<std::unique_ptr<Processor>>(const ProcessorContext&)>;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tcp_connlat.h"
+#include "metrics/registry.h"
 #include "pipeline/processor.h"
 
 namespace ea {
@@ -148,6 +149,44 @@ TEST(TcpConnlatProcessor, RejectsUnknownFamilyAndResult) {
   EXPECT_EQ(processor->process(bytes_of(bad_result), meta, fields), ProcessOutcome::Failed);
   EXPECT_NE(processor->error().find("connect result 0"), std::string_view::npos) << processor->error();
   EXPECT_TRUE(fields.empty());
+}
+
+TEST(TcpConnlatProcessor, ObservesConnectDurationByProcessServerAndResult) {
+  MetricRegistry registry;
+  Spec spec;
+  spec.name = "tcp_connlat";
+  auto processor = (*find_builtin_processor("tcp_connlat"))(ProcessorContext{.spec = &spec, .metrics = &registry});
+  ASSERT_TRUE(processor) << processor.error().message;
+  RecordMeta meta;
+  std::string fields;
+  connlat_event fast = ipv4_event();  // 123.456 us, established
+  connlat_event slow = ipv4_event();
+  slow.latency_ns = 2'000'000'000;
+  slow.result = CONNLAT_FAILED;
+  slow.error = ECONNREFUSED;
+  for (const connlat_event* event : {&fast, &fast, &slow})
+    ASSERT_EQ((*processor)->process(bytes_of(*event), meta, fields), ProcessOutcome::Emitted);
+
+  MetricsSnapshot snapshot = registry.collect();
+  ASSERT_EQ(snapshot.families.size(), 1u);
+  const MetricFamily& family = snapshot.families[0];
+  EXPECT_EQ(family.name, "tcp_connect_duration_seconds");
+  EXPECT_EQ(family.kind, MetricKind::Histogram);
+  EXPECT_EQ(family.spec, "tcp_connlat");
+  ASSERT_EQ(family.series.size(), 2u);
+  const MetricSeries& established = family.series[0];
+  EXPECT_EQ(established.labels, (LabelSet{{"process_executable_name", "curl"},
+                                          {"result", "established"},
+                                          {"server_address", "169.254.10.2"},
+                                          {"server_port", "8080"}}));
+  EXPECT_EQ(established.histogram.count, 2u);
+  EXPECT_NEAR(established.histogram.sum, 2 * 123.456e-6, 1e-12);
+  // 123 us falls in the (100 us, 250 us] bucket, the fifth.
+  EXPECT_EQ(established.histogram.counts.at(4), 2u);
+  const MetricSeries& failed = family.series[1];
+  EXPECT_EQ(failed.labels.at(1), (std::pair<std::string, std::string>{"result", "failed"}));
+  EXPECT_EQ(failed.histogram.count, 1u);
+  EXPECT_EQ(failed.histogram.counts.at(16), 1u);  // (1 s, 2.5 s]
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "tcp_connlat.h"
+#include "metrics/registry.h"
 #include "pipeline/processor.h"
 
 namespace ea {
@@ -17,8 +18,24 @@ namespace {
 
 static_assert(sizeof(connlat_event) == 88, "connlat_event must match bpf/tcp_connlat.bpf.c");
 
+// Connect latency as a histogram, labelled in OpenTelemetry's terms (process.executable.name,
+// server.address, server.port) plus the outcome. Buckets from 10 us (loopback) to 10 s (SYN retries).
+MetricDesc connect_duration_desc(const std::string& spec) {
+  return MetricDesc{.name = "tcp_connect_duration_seconds",
+                    .help = "Time from connect() to the TCP handshake's end (established or failed)",
+                    .unit = "seconds",
+                    .kind = MetricKind::Histogram,
+                    .spec = spec,
+                    .label_names = {"process_executable_name", "server_address", "server_port", "result"},
+                    .bounds = {1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1,
+                               0.25, 0.5, 1, 2.5, 5, 10}};
+}
+
 class TcpConnlatProcessor final : public Processor {
  public:
+  explicit TcpConnlatProcessor(std::shared_ptr<Metric> connect_duration)
+      : connect_duration_(std::move(connect_duration)) {}
+
   ProcessOutcome process(std::span<const std::byte> input, RecordMeta& meta, std::string& fields) override {
     // The object and this processor ship together, so any other size is a foreign record.
     if (input.size() != sizeof(connlat_event)) {
@@ -68,6 +85,7 @@ class TcpConnlatProcessor final : public Processor {
     append_three_decimals(event.latency_ns % 1000, fields);
     fields += R"(,"latency_ns":)";
     append_number(event.latency_ns, fields);
+    if (connect_duration_) observe(event, meta.comm);
     if (event.result == CONNLAT_ESTABLISHED) {
       fields += R"(,"result":"established"})";
     } else {
@@ -123,13 +141,31 @@ class TcpConnlatProcessor final : public Processor {
     out += '"';
   }
 
+  void observe(const connlat_event& event, std::string_view comm) {
+    address_.clear();
+    append_address(event.family, event.daddr, address_);
+    port_.clear();
+    append_number(event.dport, port_);
+    std::string_view result = event.result == CONNLAT_ESTABLISHED ? "established" : "failed";
+    connect_duration_->observe({comm, address_, port_, result}, static_cast<double>(event.latency_ns) / 1e9);
+  }
+
+  std::shared_ptr<Metric> connect_duration_;
+  std::string address_, port_;  // label scratch, reused per record
   std::string error_;
 };
 
-const BuiltinRegistration registration("tcp_connlat",
-                                       [](const ProcessorContext&) -> Result<std::unique_ptr<Processor>> {
-                                         return std::make_unique<TcpConnlatProcessor>();
-                                       });
+Result<std::unique_ptr<Processor>> make_tcp_connlat(const ProcessorContext& context) {
+  std::shared_ptr<Metric> connect_duration;
+  if (context.metrics && context.spec) {
+    auto metric = context.metrics->metric(connect_duration_desc(context.spec->name));
+    if (!metric) return std::unexpected(metric.error());
+    connect_duration = std::move(*metric);
+  }
+  return std::make_unique<TcpConnlatProcessor>(std::move(connect_duration));
+}
+
+const BuiltinRegistration registration("tcp_connlat", make_tcp_connlat);
 
 }  // namespace
 }  // namespace ea
