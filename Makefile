@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
-# `make run` arguments: the embedded default specs to stdout until Ctrl-C.
+# `make run` arguments: the embedded default specs into the embedded store until Ctrl-C.
 RUN_ARGS ?=
 
 .PHONY: deps build run check unit integration bench install clean

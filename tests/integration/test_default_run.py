@@ -81,6 +81,9 @@ def main():
     metrics = out.get("metrics", "")
     assert "# TYPE ebpf_agent_specs gauge" in metrics, f"/metrics lacks the agent's health:\n{context}"
     assert "process_cpu_time_seconds_total" in metrics, f"/metrics lacks process metrics:\n{context}"
+    connect = [line for line in metrics.splitlines() if line.startswith("tcp_connect_duration_seconds_count{")
+               and 'process_executable_name="curl"' in line and 'server_port="9"' in line and 'result="failed"' in line]
+    assert connect, f"/metrics lacks the tcp_connlat histogram for curl's refused connect:\n{context}"
 
     assert "store.db" in out.get("store", ""), f"no store in the default directory:\n{context}"
     listed = out.get("list", "")
