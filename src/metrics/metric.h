@@ -46,6 +46,13 @@ struct MetricFamily {
 struct MetricsSnapshot {
   uint64_t time_ns = 0;  // wall clock when collected
   std::vector<MetricFamily> families;
+
+  // The family named `name` (without _total), or null.
+  const MetricFamily* find(std::string_view name) const {
+    for (const MetricFamily& family : families)
+      if (family.name == name) return &family;
+    return nullptr;
+  }
 };
 
 // Sorts by name and checks the names: the canonical form producers hand over.

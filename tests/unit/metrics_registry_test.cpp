@@ -7,12 +7,6 @@
 namespace ea {
 namespace {
 
-const MetricFamily* find(const MetricsSnapshot& snapshot, std::string_view name) {
-  for (const MetricFamily& family : snapshot.families)
-    if (family.name == name) return &family;
-  return nullptr;
-}
-
 TEST(MetricLabels, SortedAndRenamedForPrometheus) {
   LabelSet labels = make_labels({{"http.route", "/a"}, {"b", "1"}, {"a", "2"}, {"a", "3"}});
   ASSERT_EQ(labels.size(), 3u);
@@ -39,13 +33,13 @@ TEST(MetricRegistry, CountersGaugesAndHistograms) {
 
   MetricsSnapshot snapshot = registry.collect();
   EXPECT_GT(snapshot.time_ns, 0u);
-  const MetricFamily* r = find(snapshot, "requests");
+  const MetricFamily* r = snapshot.find("requests");
   ASSERT_NE(r, nullptr);
   ASSERT_EQ(r->series.size(), 2u);
   EXPECT_EQ(r->series[0].labels, (LabelSet{{"method", "GET"}}));
   EXPECT_EQ(r->series[0].value, 3);
   EXPECT_EQ(r->series[1].value, 5);
-  const MetricFamily* l = find(snapshot, "latency_seconds");
+  const MetricFamily* l = snapshot.find("latency_seconds");
   ASSERT_NE(l, nullptr);
   const HistogramData& h = l->series.at(0).histogram;
   EXPECT_EQ(h.bounds, (std::vector<double>{0.1, 1, 10}));
@@ -75,13 +69,13 @@ TEST(MetricRegistry, CardinalityCapFoldsIntoOverflowSeriesAndCountsIt) {
   for (int i = 0; i < 10; ++i) (*metric)->with({std::to_string(i)}).add(1);
   (*metric)->with({"0"}).add(1);  // known series still count on their own
   MetricsSnapshot snapshot = registry.collect();
-  const MetricFamily* family = find(snapshot, "by_path");
+  const MetricFamily* family = snapshot.find("by_path");
   ASSERT_NE(family, nullptr);
   ASSERT_EQ(family->series.size(), 4u);
   EXPECT_EQ(family->series[0].value, 2);
   EXPECT_EQ(family->series[3].labels, (LabelSet{{kOverflowLabel, "true"}}));
   EXPECT_EQ(family->series[3].value, 7);
-  const MetricFamily* folded = find(snapshot, "ebpf_agent_metric_overflow_updates");
+  const MetricFamily* folded = snapshot.find("ebpf_agent_metric_overflow_updates");
   ASSERT_NE(folded, nullptr);
   EXPECT_EQ(folded->series.at(0).labels, (LabelSet{{"metric", "by_path"}}));
   EXPECT_EQ(folded->series.at(0).value, 7);
@@ -97,7 +91,7 @@ TEST(MetricRegistry, CollectorsAreCappedMergedAndRemovedWithTheirSpec) {
   registry.add_collector("spec_a", produce);
   uint64_t b = registry.add_collector("spec_b", produce);
   MetricsSnapshot snapshot = registry.collect();
-  const MetricFamily* family = find(snapshot, "map_counts");
+  const MetricFamily* family = snapshot.find("map_counts");
   ASSERT_NE(family, nullptr);
   // Two collectors' families of one name become one family: 2 kept + overflow each.
   EXPECT_EQ(family->series.size(), 6u);
@@ -105,13 +99,13 @@ TEST(MetricRegistry, CollectorsAreCappedMergedAndRemovedWithTheirSpec) {
   EXPECT_EQ(family->spec, "");  // two owners: each series says which
   EXPECT_EQ(family->series[0].labels, (LabelSet{{"k", "0"}, {"spec", "spec_a"}}));
   EXPECT_EQ(family->series[3].labels, (LabelSet{{"k", "0"}, {"spec", "spec_b"}}));
-  const MetricFamily* folded = find(snapshot, "ebpf_agent_metric_overflow_series");
+  const MetricFamily* folded = snapshot.find("ebpf_agent_metric_overflow_series");
   ASSERT_NE(folded, nullptr);
   EXPECT_EQ(folded->series.at(0).value, 3);
 
   registry.remove_collector(b);
   registry.remove_spec("spec_a");
-  EXPECT_EQ(find(registry.collect(), "map_counts"), nullptr);
+  EXPECT_EQ(registry.collect().find("map_counts"), nullptr);
 }
 
 TEST(MetricRegistry, TwoSpecsOneNameStayApartAndDeletingOneKeepsTheOther) {
@@ -123,7 +117,7 @@ TEST(MetricRegistry, TwoSpecsOneNameStayApartAndDeletingOneKeepsTheOther) {
   (*a)->with({"java"}).add(1);
   (*b)->with({"java"}).add(2);
   MetricsSnapshot first = registry.collect();
-  const MetricFamily* both = find(first, "kills");
+  const MetricFamily* both = first.find("kills");
   ASSERT_NE(both, nullptr);
   ASSERT_EQ(both->series.size(), 2u);  // equal label sets kept apart by spec
   EXPECT_EQ(both->series[0].labels, (LabelSet{{"comm", "java"}, {"spec", "a"}}));
@@ -133,7 +127,7 @@ TEST(MetricRegistry, TwoSpecsOneNameStayApartAndDeletingOneKeepsTheOther) {
   registry.remove_spec("a");
   (*b)->with({"java"}).add(1);
   MetricsSnapshot second = registry.collect();
-  const MetricFamily* left = find(second, "kills");
+  const MetricFamily* left = second.find("kills");
   ASSERT_NE(left, nullptr);
   ASSERT_EQ(left->series.size(), 1u);
   EXPECT_EQ(left->series[0].labels, (LabelSet{{"comm", "java"}}));  // one producer: no spec label
@@ -152,7 +146,7 @@ TEST(MetricRegistry, ConcurrentUpdatesAreNotLost) {
     });
   for (auto& thread : threads) thread.join();
   MetricsSnapshot snapshot = registry.collect();
-  const MetricFamily* family = find(snapshot, "hits");
+  const MetricFamily* family = snapshot.find("hits");
   ASSERT_NE(family, nullptr);
   double total = 0;
   for (const auto& series : family->series) total += series.value;

@@ -7,12 +7,6 @@
 namespace ea {
 namespace {
 
-const MetricFamily* find(const MetricsSnapshot& snapshot, std::string_view name) {
-  for (const MetricFamily& family : snapshot.families)
-    if (family.name == name) return &family;
-  return nullptr;
-}
-
 TEST(PluginMetrics, DeclaredMetricsLandInTheRegistryOwnedByTheSpec) {
   MetricRegistry registry;
   PluginMetrics host(&registry, "oom");
@@ -37,17 +31,17 @@ TEST(PluginMetrics, DeclaredMetricsLandInTheRegistryOwnedByTheSpec) {
   EXPECT_EQ(api->histogram_observe(latency, nullptr, 0, 0.005), 0);
 
   MetricsSnapshot snapshot = registry.collect();
-  const MetricFamily* k = find(snapshot, "oom_kills");
+  const MetricFamily* k = snapshot.find("oom_kills");
   ASSERT_NE(k, nullptr);
   EXPECT_EQ(k->spec, "oom");
   EXPECT_EQ(k->series.at(0).labels, (LabelSet{{"comm", "stress"}}));
   EXPECT_EQ(k->series.at(0).value, 3);
-  const MetricFamily* l = find(snapshot, "alloc_latency_seconds");
+  const MetricFamily* l = snapshot.find("alloc_latency_seconds");
   ASSERT_NE(l, nullptr);
   EXPECT_EQ(l->series.at(0).histogram.counts, (std::vector<uint64_t>{0, 1, 0, 0}));
 
   registry.remove_spec("oom");
-  EXPECT_EQ(find(registry.collect(), "oom_kills"), nullptr);
+  EXPECT_EQ(registry.collect().find("oom_kills"), nullptr);
 }
 
 TEST(PluginMetrics, HostileCallsAreRefusedNotFatal) {
