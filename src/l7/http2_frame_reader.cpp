@@ -1,6 +1,7 @@
 #include "l7/http2_frame_reader.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <string_view>
 
@@ -79,32 +80,44 @@ void Http2FrameReader::feed(std::span<const uint8_t> bytes, const FrameCallback&
   pos_ = 0;
 }
 
-// Advances pos_ to a confirmed boundary. False = need more bytes.
+// Advances pos_ to a confirmed boundary. False = need more bytes. A candidate whose payload has
+// not fully arrived does not block the scan: a later candidate confirmed by the bytes at hand
+// wins (real frames are contiguous, so a true earlier boundary would confirm as well).
 bool Http2FrameReader::hunt() {
-  while (buffer_.size() - pos_ >= kHeaderSize) {
-    const uint8_t* p = buffer_.data() + pos_;
-    size_t available = buffer_.size() - pos_;
+  size_t pending = SIZE_MAX;  // first plausible candidate still waiting for bytes
+  size_t scan = pos_;
+  for (; buffer_.size() - scan >= kHeaderSize; ++scan) {
+    const uint8_t* p = buffer_.data() + scan;
+    size_t available = buffer_.size() - scan;
+    bool confirmed = false;
     if (available >= kPreface.size() && std::memcmp(p, kPreface.data(), kPreface.size()) == 0) {
-      pos_ += kPreface.size();
+      bytes_skipped_ += scan - pos_;
+      pos_ = scan + kPreface.size();
       state_ = State::Synced;
       ++resyncs_;
       return true;
     }
     FrameHeader h = parse_header(p);
-    if (plausible_while_hunting(h)) {
-      size_t next = kHeaderSize + h.length;
-      if (available < next + kHeaderSize) return false;  // confirm with the following header
-      FrameHeader following = parse_header(p + next);
-      if (plausible_while_hunting(following) ||
-          following.type == static_cast<uint8_t>(Http2FrameType::Continuation)) {
-        state_ = State::Synced;
-        ++resyncs_;
-        return true;
-      }
+    if (!plausible_while_hunting(h)) continue;
+    size_t next = kHeaderSize + h.length;
+    if (available < next + kHeaderSize) {
+      pending = std::min(pending, scan);
+      continue;
     }
-    ++pos_;
-    ++bytes_skipped_;
+    FrameHeader following = parse_header(p + next);
+    confirmed = plausible_while_hunting(following) ||
+                following.type == static_cast<uint8_t>(Http2FrameType::Continuation);
+    if (confirmed) {
+      bytes_skipped_ += scan - pos_;
+      pos_ = scan;
+      state_ = State::Synced;
+      ++resyncs_;
+      return true;
+    }
   }
+  size_t keep_from = std::min(pending, scan);  // rejected bytes are dropped
+  bytes_skipped_ += keep_from - pos_;
+  pos_ = keep_from;
   return false;
 }
 
