@@ -125,6 +125,7 @@ void Http2FrameReader::run(const FrameCallback& on_frame) {
   for (;;) {
     size_t available = buffer_.size() - pos_;
     if (state_ == State::Preface) {
+      if (available == 0) return;  // (memcmp on an empty, possibly null, buffer is undefined)
       size_t n = std::min(available, kPreface.size());
       if (std::memcmp(buffer_.data() + pos_, kPreface.data(), n) != 0) {
         state_ = State::Hunting;  // not the start of a connection after all

@@ -3,7 +3,8 @@
 // part of the default build (needs clang 19 for std::expected with libstdc++). From the
 // repository root:
 //
-//   clang++-19 -std=c++23 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -Iinclude \
+//   clang++-19 -std=c++23 -g -O1 -fsanitize=fuzzer,address,undefined \
+//     -fno-sanitize-recover=undefined -Isrc -Iinclude \
 //     tests/fuzz/http2_fuzz.cpp src/l7/hpack_*.cpp src/l7/http2_*.cpp src/l7/grpc_calls.cpp \
 //     -o /tmp/http2_fuzz
 //   mkdir -p /tmp/http2_corpus && /tmp/http2_fuzz -max_len=65536 -timeout=10 \
