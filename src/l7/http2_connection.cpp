@@ -49,6 +49,18 @@ void Http2Connection::feed(Http2Direction dir, std::span<const uint8_t> bytes, u
   });
 }
 
+void Http2Connection::note_gap(Http2Direction dir) {
+  Side& s = side(dir);
+  ++counters_.gaps;
+  s.reader.note_gap();
+  s.seen_resyncs = s.reader.resyncs();
+  s.seen_losses = s.reader.sync_losses();
+  s.decoder.mark_table_unknown();
+  if (s.in_block) ++counters_.header_blocks_undecodable;  // its CONTINUATION may be in the gap
+  s.in_block = false;
+  s.block.clear();
+}
+
 Http2Counters Http2Connection::counters() const {
   Http2Counters c = counters_;
   c.bytes_skipped = client_.reader.bytes_skipped() + server_.reader.bytes_skipped();

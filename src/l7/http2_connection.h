@@ -35,6 +35,7 @@ struct Http2Counters {
   uint64_t bytes_skipped = 0;              // while hunting for a frame boundary
   uint64_t resyncs = 0;                    // boundaries found after hunting
   uint64_t goaways = 0;
+  uint64_t gaps = 0;                       // note_gap() calls: capture lost bytes
 };
 
 class Http2Connection {
@@ -44,6 +45,10 @@ class Http2Connection {
   Http2Connection(bool seen_from_start, Http2StreamObserver& observer, HpackLimits limits = {});
 
   void feed(Http2Direction dir, std::span<const uint8_t> bytes, uint64_t time_ns);
+  // The capture lost bytes of `dir` after what was fed: frames there may have changed the peer's
+  // HPACK table, and the next byte may be anywhere in a frame. That direction hunts for a
+  // boundary and its table becomes unknown; streams stay open (their end may still be seen).
+  void note_gap(Http2Direction dir);
 
   Http2Counters counters() const;
   bool decoder_reliable(Http2Direction dir) const { return side(dir).decoder.reliable(); }

@@ -68,6 +68,16 @@ void Http2FrameReader::lose_sync() {
   }
 }
 
+void Http2FrameReader::note_gap() {
+  bytes_skipped_ += buffer_.size() - pos_;
+  buffer_.clear();
+  pos_ = 0;
+  // Counted as a loss even when already hunting: the caller keys "frames may have been lost"
+  // on this counter.
+  state_ = State::Hunting;
+  ++sync_losses_;
+}
+
 void Http2FrameReader::set_max_frame_size(uint32_t size) {
   // RFC 9113 6.5.2: valid values are 2^14 .. 2^24-1.
   max_frame_size_ = std::clamp<uint32_t>(size, kDefaultMaxFrameSize, (1u << 24) - 1);

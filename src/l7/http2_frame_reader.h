@@ -39,6 +39,9 @@ class Http2FrameReader {
   void feed(std::span<const uint8_t> bytes, const FrameCallback& on_frame);
   // The upper layer found the stream inconsistent: hunt for the next frame boundary.
   void lose_sync();
+  // Bytes of this direction were lost (the capture was truncated): the buffered partial frame can
+  // never complete, and how far the stream moved on is unknown. Drops the buffer and hunts.
+  void note_gap();
   // SETTINGS_MAX_FRAME_SIZE announced by the receiver of this direction (default 16384); a
   // longer frame means we are not at a frame boundary.
   void set_max_frame_size(uint32_t size);
