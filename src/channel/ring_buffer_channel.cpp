@@ -23,6 +23,9 @@ void run_reader(std::string_view kind, const std::string& channel, const std::at
   pthread_setname_np(pthread_self(), thread_name.c_str());
   while (!stopping.load(std::memory_order_relaxed)) {
     int n = poll(kPollTimeoutMs);
+    // Producers that batch (BPF_RB_NO_WAKEUP) leave records without waking us: a quiet poll
+    // still collects them, so nothing waits longer than one timeout.
+    if (n == 0) n = consume();
     if (n < 0 && n != -EINTR) {
       spdlog::error("{} channel '{}': poll failed: {}", kind, channel, strerror(-n));
       break;

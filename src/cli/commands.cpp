@@ -22,7 +22,7 @@
 #include "cli/list_table.h"
 #include "cli/query_command.h"
 #include "ebpf_agent/plugin.h"
-#include "default_specs.h"
+#include "builtin_specs.h"
 #include "loader/fetch.h"
 #include "loader/kernel_features.h"
 #include "sink/sink.h"
@@ -131,7 +131,20 @@ Result<std::unique_ptr<Runtime>> create_runtime(const AgentOptions& options) {
   return Runtime::create(std::move(*runtime_opts));
 }
 
-int command_run(const std::vector<std::string>& files, const AgentOptions& options, const std::string& duration_text) {
+std::vector<std::string> builtin_spec_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, text] : kBuiltinSpecs) names.emplace_back(name);
+  return names;
+}
+
+std::string_view builtin_spec_text(std::string_view name) {
+  for (const auto& [builtin, text] : kBuiltinSpecs)
+    if (builtin == name) return text;
+  return {};
+}
+
+int command_run(const std::vector<std::string>& files, const std::vector<std::string>& builtins,
+                const AgentOptions& options, const std::string& duration_text) {
   auto duration = parse_duration(duration_text);
   if (!duration) {
     std::cerr << "ebpf-agent run: " << duration.error().message << "\n";
@@ -140,13 +153,15 @@ int command_run(const std::vector<std::string>& files, const AgentOptions& optio
   // Parse everything before loading anything: a typo fails fast with every error listed.
   std::vector<Spec> specs;
   bool parse_failed = false;
-  if (files.empty()) {
-    auto defaults = parse_specs(kDefaultSpecs, "<embedded default specs>", "");
-    if (!defaults) {
-      std::cerr << defaults.error().message << "\n";
+  std::vector<std::string> embedded = builtins;
+  if (files.empty() && builtins.empty()) embedded.emplace_back("default");
+  for (const std::string& name : embedded) {
+    auto parsed = parse_specs(std::string(builtin_spec_text(name)), "<built-in spec " + name + ">", "");
+    if (!parsed) {
+      std::cerr << parsed.error().message << "\n";
       return 2;
     }
-    specs = std::move(*defaults);
+    for (Spec& spec : *parsed) specs.push_back(std::move(spec));
   }
   for (const std::string& file : files) {
     auto parsed = parse_spec_file(file);
@@ -217,7 +232,18 @@ int print_response_error(const char* command, const nlohmann::json& response) {
   return 1;
 }
 
-int command_apply(const std::vector<std::string>& files, const std::string& socket_path) {
+int command_apply(const std::vector<std::string>& files, const std::vector<std::string>& builtins,
+                  const std::string& socket_path) {
+  if (files.empty() && builtins.empty()) {
+    std::cerr << "ebpf-agent apply: nothing to apply: give -f FILE or --builtin NAME\n";
+    return 2;
+  }
+  struct Source {
+    std::string yaml, source, base_dir;
+  };
+  std::vector<Source> sources;
+  for (const std::string& name : builtins)
+    sources.push_back({std::string(builtin_spec_text(name)), "<built-in spec " + name + ">", ""});
   int status = 0;
   for (const std::string& file : files) {
     auto text = read_text_file(file);
@@ -227,10 +253,13 @@ int command_apply(const std::vector<std::string>& files, const std::string& sock
       continue;
     }
     auto absolute = std::filesystem::absolute(file);
+    sources.push_back({*text, absolute.string(), absolute.parent_path().string()});
+  }
+  for (const Source& source : sources) {
     auto response = control_request(socket_path, {{"op", "apply"},
-                                                  {"yaml", *text},
-                                                  {"source", absolute.string()},
-                                                  {"base_dir", absolute.parent_path().string()}});
+                                                  {"yaml", source.yaml},
+                                                  {"source", source.source},
+                                                  {"base_dir", source.base_dir}});
     if (!response) {
       std::cerr << "ebpf-agent apply: " << response.error().message << "\n";
       return 1;
@@ -322,7 +351,10 @@ int run_cli(int argc, char** argv) {
   std::vector<std::string> files;
   std::string duration = "0";
   auto* run = app.add_subcommand("run", "Run specs in the foreground (no -f: the embedded default specs)");
+  std::vector<std::string> builtins;
   run->add_option("-f,--file", files, "Spec file (repeatable)")->check(CLI::ExistingFile);
+  run->add_option("--builtin", builtins, "A built-in spec shipped in the agent (repeatable): http, default")
+      ->check(CLI::IsMember(builtin_spec_names()));
   run->add_option("--duration", duration, "Stop after this long (e.g. 30s, 5m); 0 = until SIGINT/SIGTERM");
   add_agent_options(run, agent_options);
 
@@ -333,7 +365,9 @@ int run_cli(int argc, char** argv) {
   add_agent_options(daemon, agent_options);
 
   auto* apply = app.add_subcommand("apply", "Apply (load or replace) specs in the running daemon");
-  apply->add_option("-f,--file", files, "Spec file (repeatable)")->required()->check(CLI::ExistingFile);
+  apply->add_option("-f,--file", files, "Spec file (repeatable)")->check(CLI::ExistingFile);
+  apply->add_option("--builtin", builtins, "A built-in spec shipped in the agent (repeatable)")
+      ->check(CLI::IsMember(builtin_spec_names()));
   apply->add_option("--socket", socket_path, "Control socket path")->capture_default_str();
 
   std::vector<std::string> names;
@@ -355,9 +389,9 @@ int run_cli(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   setup_logging(log_level);
-  if (*run) return command_run(files, agent_options, duration);
+  if (*run) return command_run(files, builtins, agent_options, duration);
   if (*daemon) return command_daemon(agent_options, socket_path, specs_dir);
-  if (*apply) return command_apply(files, socket_path);
+  if (*apply) return command_apply(files, builtins, socket_path);
   if (*remove) return command_delete(names, socket_path);
   if (*list) return command_list(format, socket_path);
   if (*validate) return command_validate(files);

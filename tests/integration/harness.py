@@ -19,6 +19,31 @@ SOURCE_DIR = os.environ.get("EA_SOURCE_DIR", os.path.join(os.path.dirname(__file
 AGENT = os.path.join(BUILD_DIR, "ebpf-agent")
 
 
+# The fixture tests/fixtures/bpf/test_events.bpf.c: one numbered record per getppid() call of
+# `target_tgid`, tagged with `cookie`.
+TEST_EVENTS_OBJECT = os.path.join(BUILD_DIR, "tests", "bpf", "test_events.bpf.o")
+
+
+def test_events_spec(name, target_tgid, cookie=None, version="1"):
+    """A spec loading the test_events fixture into channel test_events (a ring buffer)."""
+    cookie_line = f"\n          cookie: {cookie}" if cookie is not None else ""
+    return f"""kind: ebpfprogram
+name: {name}
+version: "{version}"
+spec:
+  programs:
+    - name: events
+      path: file://{TEST_EVENTS_OBJECT}
+      type: ebpf_object
+      properties:
+        variables:
+          target_tgid: {target_tgid}{cookie_line}
+  channels:
+    test_events:
+      type: ring_buffer
+"""
+
+
 def skip(reason):
     print(f"SKIPPED: {reason}", flush=True)
     sys.exit(77)
@@ -168,3 +193,35 @@ class Daemon(_AgentProcess):
         result = self.ctl("list", "-o", "json")
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port, name_prefix=""):
+    """The agent's /metrics on 127.0.0.1:port as a list of (name, {label: value}, float value)."""
+    import re
+    import urllib.request
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    label = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+    samples = []
+    for line in text.splitlines():
+        if not line or line.startswith("#") or not line.startswith(name_prefix):
+            continue
+        head, _, value = line.rpartition(" ")
+        name, _, labels = head.partition("{")
+        samples.append((name, dict(label.findall(labels)), float(value)))
+    return samples
+
+
+def metric_sum(samples, name, **labels):
+    """The sum of the samples called `name` whose labels include all of `labels`."""
+    return sum(value for sample_name, sample_labels, value in samples
+               if sample_name == name and all(sample_labels.get(k) == v for k, v in labels.items()))

@@ -22,10 +22,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import BUILD_DIR, Agent, Cleanup, require_root, skip, unique, wait_for, write_file
+from harness import (BUILD_DIR, TEST_EVENTS_OBJECT, Agent, Cleanup, require_root, skip, test_events_spec, unique, wait_for,
+                     write_file)
 
 SERVER = "/usr/sbin/clickhouse-server"
-OBJECT = os.path.join(BUILD_DIR, "tests", "bpf", "test_events.bpf.o")
+OBJECT = TEST_EVENTS_OBJECT
 HOSTILE_COMM = b'q"\\\n\xff\xfe\xe2\x82 ok'  # 14 bytes: comm keeps 15
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
 libc = ctypes.CDLL(None, use_errno=True)
@@ -121,25 +122,6 @@ class ClickHouseServer:
         return self.query(f"EXISTS TABLE `{database}`.`{table}`").strip() == "1"
 
 
-def spec_text(name, cookie):
-    return f"""kind: ebpfprogram
-name: {name}
-version: "1"
-spec:
-  programs:
-    - name: events
-      path: file://{OBJECT}
-      type: ebpf_object
-      properties:
-        variables:
-          target_tgid: {os.getpid()}
-          cookie: {cookie}
-  channels:
-    test_events:
-      type: ring_buffer
-"""
-
-
 def set_comm(name):
     if libc.prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NAME)")
@@ -222,7 +204,7 @@ def records_and_metrics(cleanup, agent_help):
     with_metrics = "--metrics-interval" in agent_help
     if with_metrics:
         extra += ["--metrics-interval", "1s"]
-    agent = Agent(cleanup, [write_file(workdir, "spec.yaml", spec_text(spec, 77))], extra, workdir=workdir)
+    agent = Agent(cleanup, [write_file(workdir, "spec.yaml", test_events_spec(spec, os.getpid(), cookie=77))], extra, workdir=workdir)
     agent.wait_ready()
 
     plain, hostile = 20, 5
@@ -267,7 +249,7 @@ def server_down_then_up(cleanup):
     workdir = tempfile.mkdtemp(prefix="ea-test-")
     cleanup.add(lambda: shutil.rmtree(workdir, ignore_errors=True))
     url = f"http://127.0.0.1:{port}"
-    agent = Agent(cleanup, [write_file(workdir, "spec.yaml", spec_text(spec, 5))],
+    agent = Agent(cleanup, [write_file(workdir, "spec.yaml", test_events_spec(spec, os.getpid(), cookie=5))],
                   ["--output", f"clickhouse:{url},database={database},flush=200ms"], workdir=workdir)
     agent.wait_ready()
     count = 40

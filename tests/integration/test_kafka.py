@@ -23,14 +23,13 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 
-from harness import (AGENT, BUILD_DIR, Agent, Cleanup, _AgentProcess, read_records, require_root, run_agent, skip,
-                     unique, wait_for, write_file)
+from harness import (AGENT, BUILD_DIR, TEST_EVENTS_OBJECT, Agent, Cleanup, _AgentProcess, require_root, run_agent, skip,
+                     test_events_spec, unique, wait_for, write_file)
 
-OBJECT = os.path.join(BUILD_DIR, "tests", "bpf", "test_events.bpf.o")
+OBJECT = TEST_EVENTS_OBJECT
 TOOL = os.path.join(BUILD_DIR, "tests", "kafka_mock_cluster")
 HOST = socket.gethostname()
 
@@ -90,24 +89,6 @@ class KafkaCluster:
                 self.proc.wait()
 
 
-def spec_text(name):
-    return f"""kind: ebpfprogram
-name: {name}
-version: "1"
-spec:
-  programs:
-    - name: events
-      path: file://{OBJECT}
-      type: ebpf_object
-      properties:
-        variables:
-          target_tgid: {os.getpid()}
-  channels:
-    test_events:
-      type: ring_buffer
-"""
-
-
 def trigger(count):
     for _ in range(count):
         os.getppid()
@@ -165,7 +146,7 @@ def case_normal_delivery(cluster, cleanup):
     cluster.create(f"{prefix}.events", 3)
     cluster.create(f"{prefix}.metrics", 1)
     workdir = tempfile.mkdtemp(prefix="ea-kafka-")
-    spec_path = write_file(workdir, "spec.yaml", spec_text(spec))
+    spec_path = write_file(workdir, "spec.yaml", test_events_spec(spec, os.getpid()))
     agent = Agent(cleanup, [spec_path], workdir=workdir, extra_args=[
         "--output", kafka_output(cluster, prefix, os.path.join(workdir, "spool")), "--metrics-interval", "1s"])
     agent.wait_ready()
@@ -199,7 +180,7 @@ def case_brokers_down_then_up(cluster, cleanup):
     cluster.create(f"{prefix}.events", 3)
     workdir = tempfile.mkdtemp(prefix="ea-kafka-")
     spool = os.path.join(workdir, "spool")
-    spec_path = write_file(workdir, "spec.yaml", spec_text(spec))
+    spec_path = write_file(workdir, "spec.yaml", test_events_spec(spec, os.getpid()))
     agent = Agent(cleanup, [spec_path], workdir=workdir, extra_args=[
         "--output", kafka_output(cluster, prefix, spool, ",queue_max_records=50"), "--metrics-interval", "0"])
     agent.wait_ready()
@@ -235,7 +216,7 @@ def case_killed_agent_replays_at_start(cluster, cleanup):
     workdir = tempfile.mkdtemp(prefix="ea-kafka-")
     cleanup.add(lambda: shutil.rmtree(workdir, ignore_errors=True))
     spool = os.path.join(workdir, "spool")
-    spec_path = write_file(workdir, "spec.yaml", spec_text(spec))
+    spec_path = write_file(workdir, "spec.yaml", test_events_spec(spec, os.getpid()))
     output = ["--output", kafka_output(cluster, prefix, spool), "--metrics-interval", "0"]
     first = Agent(cleanup, [spec_path], extra_args=output)
     first.wait_ready()
@@ -251,7 +232,7 @@ def case_killed_agent_replays_at_start(cluster, cleanup):
     second.wait_ready()
     assert f"replaying {count} records" in second.log_text(), second.log_text()[-3000:]
     cluster.up()
-    messages = wait_for_events(cluster, prefix, spec, count)
+    wait_for_events(cluster, prefix, spec, count)
     time.sleep(1)
     assert_exactly_in_order(event_messages(cluster, prefix, spec), count)
     assert second.stop() == 0, final_log(second)
@@ -293,7 +274,7 @@ def case_spool_bound(cluster, cleanup):
     spool = tempfile.mkdtemp(prefix="ea-kafka-spool-")
     cleanup.add(lambda: shutil.rmtree(spool, ignore_errors=True))
     daemon = KafkaDaemon(cleanup, [kafka_output(cluster, prefix, spool, ",spool_max_bytes=8K,queue_max_records=5")])
-    result = daemon.ctl("apply", "-f", write_file(daemon.workdir, "spec.yaml", spec_text(spec)))
+    result = daemon.ctl("apply", "-f", write_file(daemon.workdir, "spec.yaml", test_events_spec(spec, os.getpid())))
     assert result.returncode == 0, result.stderr
 
     cluster.down()

@@ -16,9 +16,10 @@ import subprocess
 import sys
 import time
 
-from harness import AGENT, BUILD_DIR, Agent, Cleanup, require_root, run_agent, skip, unique, wait_for, write_file
+from harness import (TEST_EVENTS_OBJECT, Agent, Cleanup, require_root, run_agent, skip, test_events_spec, unique,
+                     write_file)
 
-OBJECT = os.path.join(BUILD_DIR, "tests", "bpf", "test_events.bpf.o")
+OBJECT = TEST_EVENTS_OBJECT
 RATE = 25_000          # getppid() calls per second (the fixture's 256 KiB ring buffer holds ~0.2 s of them)
 RUN_BEFORE_KILL = 5.0  # seconds of generation before kill -9
 FLUSH = 1.0            # the output's flush interval (flush=1s)
@@ -45,24 +46,6 @@ while not stop:
     time.sleep(0.002)
 with open(marks_path, "w") as f:
     f.writelines(f"{t} {c}\n" for t, c in marks)
-"""
-
-
-def spec_text(name, target_tgid, cookie):
-    return f"""kind: ebpfprogram
-name: {name}
-spec:
-  programs:
-    - name: events
-      path: file://{OBJECT}
-      type: ebpf_object
-      properties:
-        variables:
-          target_tgid: {target_tgid}
-          cookie: {cookie}
-  channels:
-    test_events:
-      type: ring_buffer
 """
 
 
@@ -107,7 +90,7 @@ def main():
 
         generator = subprocess.Popen([sys.executable, "-c", GENERATOR, str(RATE), marks_path], stdin=subprocess.PIPE, text=True)
         cleanup.add(lambda: generator.poll() is None and generator.kill())
-        spec = write_file(workdir, "events.yaml", spec_text(spec_name, generator.pid, 1))
+        spec = write_file(workdir, "events.yaml", test_events_spec(spec_name, generator.pid, cookie=1))
         metrics_pump = "--metrics-interval" in run_agent("run", "--help").stdout
         extra = ["--output", f"tsdb:{store},flush=1s", "--workers", "1"]
         if metrics_pump:
@@ -150,7 +133,7 @@ def main():
         print(f"after kill -9: {len(seqs)} events, a contiguous prefix; integrity ok")
 
         # Restart on the same store: it opens and goes on; a graceful stop commits everything.
-        spec2 = write_file(workdir, "events2.yaml", spec_text(spec_name, os.getpid(), 2))
+        spec2 = write_file(workdir, "events2.yaml", test_events_spec(spec_name, os.getpid(), cookie=2))
         os.makedirs(os.path.join(workdir, "run2"))
         agent2 = Agent(cleanup, [spec2], extra, workdir=os.path.join(workdir, "run2"))
         agent2.wait_ready()

@@ -7,23 +7,16 @@
 
 #include "l7/grpc_calls.h"
 #include "l7/http2_connection.h"
+#include "http2_test_frames.h"
 
 using namespace ea::l7;
 
 namespace {
 
-using Bytes = std::vector<uint8_t>;
+using ea::l7::test_frames::Bytes;
+using ea::l7::test_frames::frame;
 
 void append(Bytes& out, std::string_view s) { out.insert(out.end(), s.begin(), s.end()); }
-
-Bytes frame(uint8_t type, uint8_t flags, uint32_t stream, const Bytes& payload) {
-  Bytes out{static_cast<uint8_t>(payload.size() >> 16), static_cast<uint8_t>(payload.size() >> 8),
-            static_cast<uint8_t>(payload.size()), type, flags,
-            static_cast<uint8_t>(stream >> 24), static_cast<uint8_t>(stream >> 16),
-            static_cast<uint8_t>(stream >> 8), static_cast<uint8_t>(stream)};
-  out.insert(out.end(), payload.begin(), payload.end());
-  return out;
-}
 
 // Literal field with a static name index (`first` = representation bits | index), short value.
 Bytes literal(uint8_t first, std::string_view value) {

@@ -4,22 +4,15 @@
 #include <string>
 
 #include "l7/http2_frame_reader.h"
+#include "http2_test_frames.h"
 
 using ea::l7::Http2Frame;
 using ea::l7::Http2FrameReader;
 
 namespace {
 
-using Bytes = std::vector<uint8_t>;
-
-Bytes frame(uint8_t type, uint8_t flags, uint32_t stream, Bytes payload) {
-  Bytes out{static_cast<uint8_t>(payload.size() >> 16), static_cast<uint8_t>(payload.size() >> 8),
-            static_cast<uint8_t>(payload.size()), type, flags,
-            static_cast<uint8_t>(stream >> 24), static_cast<uint8_t>(stream >> 16),
-            static_cast<uint8_t>(stream >> 8), static_cast<uint8_t>(stream)};
-  out.insert(out.end(), payload.begin(), payload.end());
-  return out;
-}
+using ea::l7::test_frames::Bytes;
+using ea::l7::test_frames::frame;
 
 std::string summary(const Http2Frame& f) {
   return std::to_string(f.type) + "/" + std::to_string(f.flags) + "/" + std::to_string(f.stream_id) + "/" +

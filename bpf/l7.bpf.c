@@ -1,0 +1,754 @@
+// L7 request metrics aggregated in the kernel (the built-in `http` spec, docs/l7.md).
+//
+// Socket syscalls (read/write, recvfrom/sendto, readv/writev, recvmsg/sendmsg) and OpenSSL's
+// SSL_read/SSL_write (plaintext) feed one per-connection state machine: the first message decides
+// the protocol and whether this process serves or calls, requests wait in a small FIFO (keep-alive
+// and pipelining), and each response pops the oldest and adds to a latency histogram keyed by
+// process, method, status and normalised route. User space reads the histograms on its interval;
+// nothing crosses per request, except HTTP/2 payload (HPACK needs every byte, decoded in user
+// space) and, when asked for, one sampled request in `trace_every`.
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "ea_histogram.h"
+#include "l7.h"
+#include "l7_http1.h"
+#if __has_include("l7_redis.h")
+#include "l7_redis.h"
+#define L7_HAVE_REDIS 1
+#endif
+#if __has_include("l7_postgres.h")
+#include "l7_postgres.h"
+#define L7_HAVE_POSTGRES 1
+#endif
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile __u32 target_tgid = 0;  // only this process (0: every process)
+const volatile __u32 trace_every = 0;  // send one request in this many to l7_traces (0: none)
+const volatile __u8 capture_http2 = 1; // send HTTP/2 payload to user space
+
+__u64 l7_payload_dropped = 0;  // the channels' kernel-side drop counters (agent convention)
+__u64 l7_traces_dropped = 0;
+
+#define L7_MAX_PENDING 8        // requests a connection may have outstanding (pipelining depth)
+#define L7_MAX_MESSAGES 8       // messages walked in one syscall's buffer
+#define L7_MAX_IOV 4            // iovecs gathered for parsing
+#define L7_CAPTURE_CHUNKS 8     // payload records per syscall (8 x 4 KiB; the rest is a gap)
+#define L7_BATCH_BYTES (64 * 1024)  // wake user space once this much is waiting
+
+// A size or offset the verifier must see bounded: the barrier keeps clang from dropping a mask it
+// can prove redundant, which the verifier cannot.
+#define VERIFIER_BOUND(value, mask) ({ __u32 _v = (value); barrier_var(_v); _v & (mask); })
+
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+enum io_kind { IO_NONE = 0, IO_BUF = 1, IO_IOV = 2, IO_MSG = 3 };
+
+// What a syscall's entry leaves for its exit, and what an SSL call in progress leaves for the
+// syscalls it makes; per thread, in task storage (no hashing on the hot path).
+struct thread_io {
+  __u64 ptr;     // buffer, iovec array or msghdr
+  __u32 fd;
+  __u8 kind;     // enum io_kind
+  __u8 egress;
+  __u8 in_ssl;   // an SSL_read/SSL_write of this thread is in progress
+  __u8 ssl_egress;
+  __u64 ssl;     // the SSL object of the call in progress
+  __u64 ssl_buf;
+  __u64 ssl_bytes_out;  // SSL_read_ex / SSL_write_ex: where the byte count is written
+  __s32 ssl_fd;  // socket the SSL call used, -1 until seen
+  __u32 iovcnt;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, struct thread_io);
+} thread_io SEC(".maps");
+
+struct conn_key {
+  __u32 tgid;
+  __u32 fd;   // socket fd; for TLS whose socket was never seen, folded from the SSL object
+  __u32 tls;
+  __u32 pad;
+};
+
+struct pending_request {
+  __u64 start_ns;
+  char name[L7_ROUTE_LEN];
+  __u8 method;
+  __u8 failed;
+  __u8 pad[6];
+};
+
+struct conn_state {
+  __u64 conn_id;
+  __u8 protocol;  // enum l7_protocol
+  __u8 role;      // enum l7_role
+  __u8 head;      // oldest pending request
+  __u8 count;     // pending requests
+  __u8 from_start;
+  __u8 pad[3];
+  struct pending_request pending[L7_MAX_PENDING];
+};
+
+// LRU: a close we never saw (a process killed) must not leak an entry forever.
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct conn_key);
+  __type(value, struct conn_state);
+} l7_conns SEC(".maps");
+
+struct ssl_key {
+  __u32 tgid;
+  __u32 pad;
+  __u64 ssl;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct ssl_key);
+  __type(value, __s32);
+} l7_ssl_fds SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct http_metric_key);
+  __type(value, __u64);
+} http_server_latency SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct http_metric_key);
+  __type(value, __u64);
+} http_client_latency SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+  __uint(max_entries, 8192);
+  __type(key, struct db_metric_key);
+  __type(value, __u64);
+} db_server_latency SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+  __uint(max_entries, 8192);
+  __type(key, struct db_metric_key);
+  __type(value, __u64);
+} db_client_latency SEC(".maps");
+
+// The route cardinality cap: a route not yet known is admitted while there is room.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 512);
+  __type(key, char[L7_ROUTE_LEN]);
+  __type(value, __u8);
+} http_routes SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, L7_DROP_REASONS);
+  __type(key, __u32);
+  __type(value, __u64);
+} l7_drops SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 4 * 1024 * 1024);
+} l7_payload SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 1024 * 1024);
+} l7_traces SEC(".maps");
+
+// Per-CPU scratch: the peeked bytes and the structures too big for the 512-byte stack. The byte
+// areas are larger than what is used so that masked offsets and sizes, which is what the verifier
+// can follow, stay in bounds.
+struct scratch {
+  __u8 buf[3 * L7_PEEK];
+  struct l7_request req;
+  struct l7_response resp;
+  char carried_name[L7_ROUTE_LEN];
+  struct http_metric_key http_key;
+  struct db_metric_key db_key;
+  struct conn_state new_conn;
+  struct l7_trace_event trace;
+  struct l7_payload_header payload_header;
+  __u8 payload[2 * L7_CAPTURE_MAX];  // right after the header: the two go out as one record
+  __u64 next_conn_id;
+  __u64 traced;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct scratch);
+} l7_scratch SEC(".maps");
+
+static __always_inline void count_drop(__u32 reason) {
+  __u64 *count = bpf_map_lookup_elem(&l7_drops, &reason);
+  if (count) *count += 1;
+}
+
+static __always_inline struct thread_io *current_thread_io(int create) {
+  struct task_struct *task = bpf_get_current_task_btf();
+  return bpf_task_storage_get(&thread_io, task, 0, create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+
+static __always_inline int traced_process(__u32 tgid) { return !target_tgid || tgid == target_tgid; }
+
+static __always_inline int fd_is_socket(__u32 fd) {
+  struct task_struct *task = bpf_get_current_task_btf();
+  struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+  if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds)) return 0;
+  struct file **fds = BPF_CORE_READ(fdt, fd);
+  struct file *file = 0;
+  if (bpf_probe_read_kernel(&file, sizeof file, &fds[fd]) || !file) return 0;
+  __u16 mode = BPF_CORE_READ(file, f_inode, i_mode);
+  return (mode & S_IFMT) == S_IFSOCK;
+}
+
+// Microseconds rounded up to the histogram's keys 1, 2, 3, 4, 6, 8, 12, ... 2^26 (two per
+// power of two: enough to place a quantile within 50 %, few enough series to expose).
+static __always_inline __u32 latency_key(__u64 ns) {
+  __u64 us = (ns + 999) / 1000;
+  if (us <= 1) return 1;
+  if (us > L7_LATENCY_MAX_KEY) return L7_LATENCY_SUM_KEY + 1;
+  __u32 k = ea_exp2_bucket(us, 26);
+  if (k >= 2 && us <= (3ull << (k - 2))) return 3u << (k - 2);
+  return 1u << k;
+}
+
+static __always_inline void add_to(void *map, void *key, __u64 amount) {
+  __u64 *value = bpf_map_lookup_elem(map, key);
+  if (value) {
+    *value += amount;  // this CPU's copy
+    return;
+  }
+  bpf_map_update_elem(map, key, &amount, BPF_NOEXIST);
+  value = bpf_map_lookup_elem(map, key);  // lost a race with this CPU's other context: add again
+  if (value && *value != amount) *value += amount;
+}
+
+static __always_inline void observe(void *map, void *key, __u32 *bucket, __u64 duration_ns) {
+  *bucket = latency_key(duration_ns);
+  add_to(map, key, 1);
+  *bucket = L7_LATENCY_SUM_KEY;
+  add_to(map, key, (duration_ns + 999) / 1000);
+}
+
+// Admits a route under the cardinality cap, or renames it "_overflow".
+static __always_inline void cap_route(char *route) {
+  if (bpf_map_lookup_elem(&http_routes, route)) return;
+  __u8 seen = 1;
+  long err = bpf_map_update_elem(&http_routes, route, &seen, BPF_NOEXIST);
+  if (err == 0 || err == -17 /* EEXIST: another CPU admitted it */) return;
+  count_drop(L7_DROP_ROUTE_OVERFLOW);
+  __builtin_memset(route, 0, L7_ROUTE_LEN);
+  __builtin_memcpy(route, "_overflow", 10);
+}
+
+static __always_inline void record_http(struct scratch *s, struct conn_state *conn, struct conn_key *key,
+                                        struct pending_request *request, __u16 status, __u64 duration) {
+  struct http_metric_key *k = &s->http_key;
+  __builtin_memcpy(k->route, request->name, L7_ROUTE_LEN);
+  cap_route(k->route);
+  bpf_get_current_comm(k->comm, sizeof k->comm);
+  k->method = request->method;
+  k->tls = key->tls;
+  k->status = status;
+  k->status_class = status / 100;
+  k->pad[0] = k->pad[1] = k->pad[2] = 0;
+  observe(conn->role == L7_ROLE_SERVER ? (void *)&http_server_latency : (void *)&http_client_latency, k,
+          &k->bucket, duration);
+}
+
+static __always_inline void record_db(struct scratch *s, struct conn_state *conn, struct pending_request *request,
+                                      __u64 duration) {
+  struct db_metric_key *k = &s->db_key;
+  __builtin_memcpy(k->operation, request->name, L7_OPERATION_LEN);
+  k->operation[L7_OPERATION_LEN - 1] = 0;
+  bpf_get_current_comm(k->comm, sizeof k->comm);
+  k->system = conn->protocol;
+  k->failed = request->failed;
+  k->pad[0] = k->pad[1] = 0;
+  observe(conn->role == L7_ROLE_SERVER ? (void *)&db_server_latency : (void *)&db_client_latency, k, &k->bucket,
+          duration);
+}
+
+static __always_inline void trace_request(struct scratch *s, struct conn_state *conn, struct conn_key *key,
+                                          struct pending_request *request, __u16 status, __u64 now, __u64 duration) {
+  if (!trace_every || ++s->traced % trace_every) return;
+  struct l7_trace_event *t = &s->trace;
+  t->ts_ns = now;
+  t->duration_ns = duration;
+  t->tgid = key->tgid;
+  t->fd = key->fd;
+  bpf_get_current_comm(t->comm, sizeof t->comm);
+  __builtin_memcpy(t->name, request->name, L7_ROUTE_LEN);
+  t->protocol = conn->protocol;
+  t->role = conn->role;
+  t->method = request->method;
+  t->tls = key->tls;
+  t->status = status;
+  t->failed = request->failed;
+  t->pad = 0;
+  __u64 waiting = bpf_ringbuf_query(&l7_traces, BPF_RB_AVAIL_DATA);
+  __u64 flags = waiting >= 64 * sizeof *t ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+  if (bpf_ringbuf_output(&l7_traces, t, sizeof *t, flags)) __sync_fetch_and_add(&l7_traces_dropped, 1);
+}
+
+// Each parser runs inside a global function of its own: the verifier checks a global function
+// once, on its own, so parsers' loops do not add up along the paths of the programs calling them.
+#define L7_PARSERS(proto, parse_request_fn, parse_response_fn)                                     \
+  __noinline int l7_##proto##_request(struct scratch *s, __u32 off, __u32 len) {                  \
+    if (!s) return 0;                                                                              \
+    __builtin_memset(&s->req, 0, sizeof s->req);                                                   \
+    return parse_request_fn(s->buf, off, len, &s->req);                                            \
+  }                                                                                                \
+  __noinline int l7_##proto##_response(struct scratch *s, __u32 off, __u32 len) {                  \
+    if (!s) return 0;                                                                              \
+    __builtin_memset(&s->resp, 0, sizeof s->resp);                                                 \
+    return parse_response_fn(s->buf, off, len, &s->resp);                                          \
+  }
+
+static __always_inline __u32 http1_parse_response_walking(const __u8 *buf, __u32 off, __u32 len,
+                                                          struct l7_response *resp) {
+  return http1_parse_response_walk(buf, off, len, resp, 1);
+}
+static __always_inline __u32 http1_parse_response_first(const __u8 *buf, __u32 off, __u32 len,
+                                                        struct l7_response *resp) {
+  return http1_parse_response_walk(buf, off, len, resp, 0);
+}
+L7_PARSERS(http1, http1_parse_request, http1_parse_response_walking)
+L7_PARSERS(http1_first, http1_parse_request, http1_parse_response_first)
+#ifdef L7_HAVE_REDIS
+L7_PARSERS(redis, redis_parse_request, redis_parse_response)
+#endif
+#ifdef L7_HAVE_POSTGRES
+L7_PARSERS(postgres, postgres_parse_request, postgres_parse_response)
+#endif
+
+// Fills s->req; returns the message's length, 0 when it is not a request of `protocol`.
+static __always_inline __u32 l7_parse_request(struct scratch *s, __u8 protocol, __u32 off, __u32 len) {
+  switch (protocol) {
+    case L7_PROTO_HTTP1: return l7_http1_request(s, off, len);
+#ifdef L7_HAVE_REDIS
+    case L7_PROTO_REDIS: return l7_redis_request(s, off, len);
+#endif
+#ifdef L7_HAVE_POSTGRES
+    case L7_PROTO_POSTGRES: return l7_postgres_request(s, off, len);
+#endif
+  }
+  return 0;
+}
+
+// Fills s->resp. Walking past an HTTP response's body costs a scan: only when another waits.
+static __always_inline __u32 l7_parse_response(struct scratch *s, __u8 protocol, __u32 off, __u32 len, int walk) {
+  switch (protocol) {
+    case L7_PROTO_HTTP1: return walk ? l7_http1_response(s, off, len) : l7_http1_first_response(s, off, len);
+#ifdef L7_HAVE_REDIS
+    case L7_PROTO_REDIS: return l7_redis_response(s, off, len);
+#endif
+#ifdef L7_HAVE_POSTGRES
+    case L7_PROTO_POSTGRES: return l7_postgres_response(s, off, len);
+#endif
+  }
+  return 0;
+}
+
+// The messages of one buffer are walked with bpf_loop: the verifier checks one message's parsing
+// once instead of once per message, which keeps the parsers' own loops within its limits.
+struct walk {
+  struct scratch *s;
+  struct conn_state *conn;
+  struct conn_key *key;
+  __u64 now;
+  __u32 off;
+  __u32 len;
+};
+
+// A request joins the connection's FIFO with the time it was seen.
+static long take_request(__u32 index, struct walk *w) {
+  struct scratch *s = w->s;
+  struct conn_state *conn = w->conn;
+  __u32 off = w->off, len = w->len;
+  if (off >= len) return 1;
+  __u32 n = l7_parse_request(s, conn->protocol, off, len);
+  if (!n) return 1;
+  struct l7_request *req = &s->req;
+  if (!req->counts) {
+    if (req->name[0]) __builtin_memcpy(s->carried_name, req->name, L7_ROUTE_LEN);
+  } else if (conn->count >= L7_MAX_PENDING) {
+    count_drop(L7_DROP_PENDING_FULL);
+  } else {
+    struct pending_request *p = &conn->pending[(conn->head + conn->count) & (L7_MAX_PENDING - 1)];
+    p->start_ns = w->now;
+    p->method = req->method;
+    p->failed = 0;
+    if (req->name[0]) {
+      __builtin_memcpy(p->name, req->name, L7_ROUTE_LEN);
+    } else if (s->carried_name[0]) {
+      __builtin_memcpy(p->name, s->carried_name, L7_ROUTE_LEN);
+    } else {
+      __builtin_memset(p->name, 0, L7_ROUTE_LEN);
+      __builtin_memcpy(p->name, "EXECUTE", 8);
+    }
+    conn->count++;
+  }
+  if (n >= len - off) return 1;
+  w->off = off + n;
+  return 0;
+}
+
+// A response completes the oldest pending request.
+static long take_response(__u32 index, struct walk *w) {
+  struct scratch *s = w->s;
+  struct conn_state *conn = w->conn;
+  __u32 off = w->off, len = w->len;
+  if (off >= len) return 1;
+  __u32 n = l7_parse_response(s, conn->protocol, off, len, conn->count > 1);
+  if (!n) return 1;
+  struct l7_response *resp = &s->resp;
+  if (!conn->count) {
+    if (resp->completes) count_drop(L7_DROP_RESPONSE_WITHOUT_REQUEST);
+  } else {
+    struct pending_request *p = &conn->pending[conn->head & (L7_MAX_PENDING - 1)];
+    if (resp->failed) p->failed = 1;
+    if (resp->completes) {
+      __u64 duration = w->now > p->start_ns ? w->now - p->start_ns : 0;
+      if (conn->protocol == L7_PROTO_HTTP1) record_http(s, conn, w->key, p, resp->status, duration);
+      else record_db(s, conn, p, duration);
+      trace_request(s, conn, w->key, p, resp->status, w->now, duration);
+      conn->head = (conn->head + 1) & (L7_MAX_PENDING - 1);
+      conn->count--;
+    }
+  }
+  if (n >= len - off) return 1;
+  w->off = off + n;
+  return 0;
+}
+
+static __always_inline int is_http2_preface(const __u8 *buf, __u32 len) {
+  // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n": the first 8 bytes tell it apart from anything else
+  return len >= 8 && buf[0] == 'P' && buf[1] == 'R' && buf[2] == 'I' && buf[3] == ' ' && buf[4] == '*' &&
+         buf[5] == ' ' && buf[6] == 'H' && buf[7] == 'T';
+}
+
+// A message start decides what a connection speaks; the side that reads a request serves.
+static __always_inline __u8 classify(struct scratch *s, __u32 len) {
+  if (is_http2_preface(s->buf, len)) return capture_http2 ? L7_PROTO_HTTP2 : L7_PROTO_UNKNOWN;
+  const __u8 candidates[] = {L7_PROTO_HTTP1, L7_PROTO_REDIS, L7_PROTO_POSTGRES};
+  for (int i = 0; i < sizeof candidates; i++)
+    if (l7_parse_request(s, candidates[i], 0, len)) return candidates[i];
+  return L7_PROTO_UNKNOWN;
+}
+
+// Copies the first `want` bytes of what the syscall moved into s->buf; returns the bytes peeked.
+static __always_inline __u32 peek(struct scratch *s, __u8 kind, __u64 ptr, __u32 iovcnt, __u32 bytes, __u32 want) {
+  if (bytes > want) bytes = want;
+  if (kind == IO_BUF) {
+    if (bpf_probe_read_user(s->buf, VERIFIER_BOUND(bytes, 2 * L7_PEEK - 1), (void *)ptr)) return 0;
+    return bytes;
+  }
+  struct iovec *iov = (struct iovec *)ptr;
+  __u32 filled = 0;
+  for (int i = 0; i < L7_MAX_IOV; i++) {
+    if (i >= iovcnt || filled >= bytes) break;
+    struct iovec v;
+    if (bpf_probe_read_user(&v, sizeof v, &iov[i])) break;
+    __u32 n = v.iov_len < bytes - filled ? v.iov_len : bytes - filled;
+    if (bpf_probe_read_user(&s->buf[VERIFIER_BOUND(filled, L7_PEEK_MASK)], VERIFIER_BOUND(n, 2 * L7_PEEK - 1), v.iov_base)) break;
+    filled += n;
+  }
+  return filled;
+}
+
+// Whether the first bytes can start a request of a protocol we parse: most traffic that is not
+// is turned away after copying 8 bytes.
+static __always_inline int may_start_request(const __u8 *buf, __u32 len) {
+  if (len < 8) return 0;
+  __u8 c = buf[0];
+  return (c >= 'A' && c <= 'Z') || c == '*' || c == 0;  // methods and PRI; Redis arrays; PostgreSQL startup
+}
+
+// Sends what the syscall moved on an HTTP/2 connection to user space, in chunks; bytes beyond
+// the chunks are a gap the user-space reader recovers from.
+static __always_inline void capture(struct scratch *s, struct conn_state *conn, struct conn_key *key, __u8 egress,
+                                    __u8 kind, __u64 ptr, __u32 iovcnt, __u32 bytes, __u64 now) {
+  struct l7_payload_header *h = &s->payload_header;
+  h->ts_ns = now;
+  h->tgid = key->tgid;
+  h->fd = key->fd;
+  bpf_get_current_comm(h->comm, sizeof h->comm);
+  h->egress = egress;
+  h->tls = key->tls;
+  h->role = conn->role;
+  h->conn_id = conn->conn_id;
+  __u64 base = ptr;
+  __u32 left_in_segment = bytes;
+  __u32 iov_index = 0;
+  __u32 sent = 0;
+  if (kind != IO_BUF) left_in_segment = 0;
+  for (int c = 0; c < L7_CAPTURE_CHUNKS; c++) {
+    if (sent >= bytes) break;
+    if (!left_in_segment) {  // the next iovec
+      if (kind == IO_BUF || iov_index >= iovcnt || iov_index >= 16) break;
+      struct iovec v;
+      if (bpf_probe_read_user(&v, sizeof v, &((struct iovec *)ptr)[iov_index++])) break;
+      base = (__u64)v.iov_base;
+      left_in_segment = v.iov_len < bytes - sent ? v.iov_len : bytes - sent;
+      if (!left_in_segment) continue;
+    }
+    __u32 n = left_in_segment < L7_CAPTURE_MAX ? left_in_segment : L7_CAPTURE_MAX;
+    h->len = n;
+    h->flags = conn->from_start ? L7_PAYLOAD_FROM_START : 0;
+    n = VERIFIER_BOUND(n, 2 * L7_CAPTURE_MAX - 1);
+    if (bpf_probe_read_user(s->payload, n, (void *)base)) break;
+    sent += n;
+    base += n;
+    left_in_segment -= n;
+    if (sent < bytes && c == L7_CAPTURE_CHUNKS - 1) h->flags |= L7_PAYLOAD_TRUNCATED;
+    __u64 waiting = bpf_ringbuf_query(&l7_payload, BPF_RB_AVAIL_DATA);
+    __u64 flags = waiting >= L7_BATCH_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+    // header and payload are adjacent in the scratch: one record
+    if (bpf_ringbuf_output(&l7_payload, h, sizeof *h + VERIFIER_BOUND(n, 2 * L7_CAPTURE_MAX - 1), flags))
+      __sync_fetch_and_add(&l7_payload_dropped, 1);
+  }
+  if (sent < bytes && sent > 0) {  // the chunks ran out (or a copy failed): say where the gap is
+    h->len = 0;
+    h->flags = L7_PAYLOAD_TRUNCATED | (conn->from_start ? L7_PAYLOAD_FROM_START : 0);
+    if (bpf_ringbuf_output(&l7_payload, h, sizeof *h, 0)) __sync_fetch_and_add(&l7_payload_dropped, 1);
+  }
+}
+
+// Requests are what the server reads and the client writes; responses the other way round.
+static __always_inline void pair(struct scratch *s, struct conn_state *conn, struct conn_key *key, __u8 egress,
+                                 __u32 len, __u64 now) {
+  struct walk w = {.s = s, .conn = conn, .key = key, .now = now, .off = 0, .len = len};
+  if ((conn->role == L7_ROLE_SERVER) != egress) {
+    __builtin_memset(s->carried_name, 0, L7_ROUTE_LEN);
+    bpf_loop(L7_MAX_MESSAGES, take_request, &w, 0);
+  } else {
+    bpf_loop(L7_MAX_MESSAGES, take_response, &w, 0);
+  }
+}
+
+static __always_inline void on_data(struct conn_key *key, __u8 egress, __u8 kind, __u64 ptr, __u32 iovcnt,
+                                    __u32 bytes) {
+  __u32 zero = 0;
+  struct scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
+  if (!s) return;
+  __u64 now = bpf_ktime_get_ns();
+  struct conn_state *conn = bpf_map_lookup_elem(&l7_conns, key);
+  if (conn && conn->protocol == L7_PROTO_HTTP2) {
+    capture(s, conn, key, egress, kind, ptr, iovcnt, bytes, now);
+    return;
+  }
+  if (!conn) {
+    if (!key->tls && !fd_is_socket(key->fd)) return;  // files, pipes: never a connection
+    if (!may_start_request(s->buf, peek(s, kind, ptr, iovcnt, bytes, 8))) return;
+    __u32 len = peek(s, kind, ptr, iovcnt, bytes, L7_PEEK);
+    __u8 protocol = classify(s, len);
+    if (protocol == L7_PROTO_UNKNOWN) return;
+    struct conn_state *fresh = &s->new_conn;
+    __builtin_memset(fresh, 0, sizeof *fresh);
+    fresh->conn_id = (++s->next_conn_id << 8) | bpf_get_smp_processor_id();
+    fresh->protocol = protocol;
+    fresh->role = egress ? L7_ROLE_CLIENT : L7_ROLE_SERVER;
+    fresh->from_start = protocol == L7_PROTO_HTTP2;
+    bpf_map_update_elem(&l7_conns, key, fresh, BPF_ANY);
+    conn = bpf_map_lookup_elem(&l7_conns, key);
+    if (!conn) return;
+    if (protocol == L7_PROTO_HTTP2) {
+      capture(s, conn, key, egress, kind, ptr, iovcnt, bytes, now);
+      return;
+    }
+    pair(s, conn, key, egress, len, now);
+    return;
+  }
+  // An HTTP response needs only its status line, unless pipelined responses follow it.
+  int status_line_only = conn->protocol == L7_PROTO_HTTP1 && conn->count <= 1 && (conn->role == L7_ROLE_SERVER) == egress;
+  __u32 len = peek(s, kind, ptr, iovcnt, bytes, status_line_only ? 16 : L7_PEEK);
+  if (len) pair(s, conn, key, egress, len, now);
+}
+
+
+// --- socket syscalls -------------------------------------------------------------------------
+
+static __always_inline int enter_io(__u32 fd, __u64 ptr, __u8 kind, __u8 egress, __u32 iovcnt) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  if (!traced_process(pid_tgid >> 32)) return 0;
+  struct thread_io *io = current_thread_io(1);
+  if (!io) return 0;
+  io->fd = fd;
+  io->ptr = ptr;
+  io->kind = kind;
+  io->egress = egress;
+  io->iovcnt = iovcnt;
+  if (io->in_ssl && io->ssl_fd < 0) io->ssl_fd = fd;  // the socket under the SSL call in progress
+  return 0;
+}
+
+static __always_inline int exit_io(long ret) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  if (!traced_process(pid_tgid >> 32)) return 0;
+  struct thread_io *io = current_thread_io(0);
+  if (!io || io->kind == IO_NONE) return 0;
+  __u8 kind = io->kind;
+  io->kind = IO_NONE;
+  // ciphertext under an SSL call: its plaintext comes through the SSL probes
+  if (ret <= 0 || io->in_ssl) return 0;
+  __u64 ptr = io->ptr;
+  __u32 iovcnt = io->iovcnt;
+  if (kind == IO_MSG) {  // the msghdr's iovecs
+    struct user_msghdr msg;
+    if (bpf_probe_read_user(&msg, sizeof msg, (void *)ptr)) return 0;
+    ptr = (__u64)msg.msg_iov;
+    iovcnt = msg.msg_iovlen;
+    kind = IO_IOV;
+  }
+  struct conn_key key = {.tgid = pid_tgid >> 32, .fd = io->fd};
+  on_data(&key, io->egress, kind, ptr, iovcnt, ret);
+  return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int l7_enter_read(struct trace_event_raw_sys_enter *ctx) { return enter_io(ctx->args[0], ctx->args[1], IO_BUF, 0, 0); }
+SEC("tracepoint/syscalls/sys_exit_read")
+int l7_exit_read(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_write")
+int l7_enter_write(struct trace_event_raw_sys_enter *ctx) { return enter_io(ctx->args[0], ctx->args[1], IO_BUF, 1, 0); }
+SEC("tracepoint/syscalls/sys_exit_write")
+int l7_exit_write(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int l7_enter_recvfrom(struct trace_event_raw_sys_enter *ctx) { return enter_io(ctx->args[0], ctx->args[1], IO_BUF, 0, 0); }
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int l7_exit_recvfrom(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int l7_enter_sendto(struct trace_event_raw_sys_enter *ctx) { return enter_io(ctx->args[0], ctx->args[1], IO_BUF, 1, 0); }
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int l7_exit_sendto(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_readv")
+int l7_enter_readv(struct trace_event_raw_sys_enter *ctx) { return enter_io(ctx->args[0], ctx->args[1], IO_IOV, 0, ctx->args[2]); }
+SEC("tracepoint/syscalls/sys_exit_readv")
+int l7_exit_readv(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_writev")
+int l7_enter_writev(struct trace_event_raw_sys_enter *ctx) { return enter_io(ctx->args[0], ctx->args[1], IO_IOV, 1, ctx->args[2]); }
+SEC("tracepoint/syscalls/sys_exit_writev")
+int l7_exit_writev(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int l7_enter_recvmsg(struct trace_event_raw_sys_enter *ctx) { return enter_io(ctx->args[0], ctx->args[1], IO_MSG, 0, 0); }
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int l7_exit_recvmsg(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int l7_enter_sendmsg(struct trace_event_raw_sys_enter *ctx) { return enter_io(ctx->args[0], ctx->args[1], IO_MSG, 1, 0); }
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int l7_exit_sendmsg(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
+
+// A closed fd ends its connection: a later socket with the same number starts afresh.
+SEC("tracepoint/syscalls/sys_enter_close")
+int l7_enter_close(struct trace_event_raw_sys_enter *ctx) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  if (!traced_process(pid_tgid >> 32)) return 0;
+  struct conn_key key = {.tgid = pid_tgid >> 32, .fd = ctx->args[0]};
+  for (int tls = 0; tls < 2; tls++) {
+    key.tls = tls;
+    struct conn_state *conn = bpf_map_lookup_elem(&l7_conns, &key);
+    if (!conn) continue;
+    if (conn->protocol == L7_PROTO_HTTP2) {
+      __u32 zero = 0;
+      struct scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
+      if (s) {
+        struct l7_payload_header *h = &s->payload_header;
+        __builtin_memset(h, 0, sizeof *h);
+        h->ts_ns = bpf_ktime_get_ns();
+        h->tgid = key.tgid;
+        h->fd = key.fd;
+        h->tls = tls;
+        h->role = conn->role;
+        h->flags = L7_PAYLOAD_CLOSED;
+        h->conn_id = conn->conn_id;
+        bpf_get_current_comm(h->comm, sizeof h->comm);
+        if (bpf_ringbuf_output(&l7_payload, h, sizeof *h, 0)) __sync_fetch_and_add(&l7_payload_dropped, 1);
+      }
+    }
+    bpf_map_delete_elem(&l7_conns, &key);
+  }
+  return 0;
+}
+
+// --- OpenSSL (libssl 3 and 1.1): plaintext at SSL_read / SSL_write -------------------------
+
+static __always_inline int enter_ssl(void *ssl, void *buf, void *bytes_out, __u8 egress) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  if (!traced_process(pid_tgid >> 32)) return 0;
+  struct thread_io *io = current_thread_io(1);
+  if (!io) return 0;
+  io->in_ssl = 1;
+  io->ssl_egress = egress;
+  io->ssl = (__u64)ssl;
+  io->ssl_buf = (__u64)buf;
+  io->ssl_bytes_out = (__u64)bytes_out;
+  io->ssl_fd = -1;
+  return 0;
+}
+
+static __always_inline int exit_ssl(long ret) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  if (!traced_process(pid_tgid >> 32)) return 0;
+  struct thread_io *io = current_thread_io(0);
+  if (!io || !io->in_ssl) return 0;
+  io->in_ssl = 0;
+  __u64 bytes = ret;
+  if (io->ssl_bytes_out) {  // the _ex forms return 1 and write the count
+    if (ret != 1 || bpf_probe_read_user(&bytes, sizeof bytes, (void *)io->ssl_bytes_out)) return 0;
+  } else if (ret <= 0) {
+    return 0;
+  }
+  __u32 tgid = pid_tgid >> 32;
+  struct ssl_key sk = {.tgid = tgid, .ssl = io->ssl};
+  __s32 fd = io->ssl_fd;
+  if (fd >= 0) {
+    bpf_map_update_elem(&l7_ssl_fds, &sk, &fd, BPF_ANY);
+  } else {
+    __s32 *known = bpf_map_lookup_elem(&l7_ssl_fds, &sk);
+    // No socket seen yet (data OpenSSL had buffered, or a memory BIO): key by the SSL object.
+    fd = known ? *known : (__s32)(0x80000000u | (__u32)(io->ssl >> 4));
+  }
+  struct conn_key key = {.tgid = tgid, .fd = fd, .tls = 1};
+  on_data(&key, io->ssl_egress, IO_BUF, io->ssl_buf, 0, bytes);
+  return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_read, void *ssl, void *buf, int num) { return enter_ssl(ssl, buf, 0, 0); }
+SEC("uretprobe")
+int BPF_KRETPROBE(l7_ssl_read_ret, int ret) { return exit_ssl(ret); }
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_write, void *ssl, const void *buf, int num) { return enter_ssl(ssl, (void *)buf, 0, 1); }
+SEC("uretprobe")
+int BPF_KRETPROBE(l7_ssl_write_ret, int ret) { return exit_ssl(ret); }
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_read_ex, void *ssl, void *buf, __u64 num, __u64 *readbytes) {
+  return enter_ssl(ssl, buf, readbytes, 0);
+}
+SEC("uretprobe")
+int BPF_KRETPROBE(l7_ssl_read_ex_ret, int ret) { return exit_ssl(ret); }
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_write_ex, void *ssl, const void *buf, __u64 num, __u64 *written) {
+  return enter_ssl(ssl, (void *)buf, written, 1);
+}
+SEC("uretprobe")
+int BPF_KRETPROBE(l7_ssl_write_ex_ret, int ret) { return exit_ssl(ret); }
