@@ -71,11 +71,11 @@ struct {
   __type(value, struct thread_io);
 } thread_io SEC(".maps");
 
+// One entry per socket: its TLS plaintext (from the SSL probes) and its ciphertext (from the
+// syscalls, never classified) share it, so that a close ends both with one lookup.
 struct conn_key {
   __u32 tgid;
   __u32 fd;   // socket fd; for TLS whose socket was never seen, folded from the SSL object
-  __u32 tls;
-  __u32 pad;
 };
 
 struct pending_request {
@@ -93,7 +93,8 @@ struct conn_state {
   __u8 head;      // oldest pending request
   __u8 count;     // pending requests
   __u8 from_start;
-  __u8 pad[3];
+  __u8 tls;       // its messages come from the TLS library probes
+  __u8 pad[2];
   struct pending_request pending[L7_MAX_PENDING];
 };
 
@@ -208,13 +209,16 @@ static __always_inline struct thread_io *current_thread_io(int create) {
 
 static __always_inline int traced_process(__u32 tgid) { return !target_tgid || tgid == target_tgid; }
 
+// Walks the current task's fd table: direct loads through BTF-typed pointers where the verifier
+// allows them (cheaper than a helper call per step), probe reads where it cannot follow.
 static __always_inline int fd_is_socket(__u32 fd) {
   struct task_struct *task = bpf_get_current_task_btf();
-  struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-  if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds)) return 0;
-  struct file **fds = BPF_CORE_READ(fdt, fd);
+  struct files_struct *files = task->files;
+  if (!files) return 0;
+  struct fdtable *fdt = files->fdt;
+  if (!fdt || fd >= fdt->max_fds) return 0;
   struct file *file = 0;
-  if (bpf_probe_read_kernel(&file, sizeof file, &fds[fd]) || !file) return 0;
+  if (bpf_probe_read_kernel(&file, sizeof file, &fdt->fd[fd]) || !file) return 0;
   __u16 mode = BPF_CORE_READ(file, f_inode, i_mode);
   return (mode & S_IFMT) == S_IFSOCK;
 }
@@ -266,7 +270,7 @@ static __always_inline void record_http(struct scratch *s, struct conn_state *co
   cap_route(k->route);
   bpf_get_current_comm(k->comm, sizeof k->comm);
   k->method = request->method;
-  k->tls = key->tls;
+  k->tls = conn->tls;
   k->status = status;
   k->status_class = status / 100;
   k->pad[0] = k->pad[1] = k->pad[2] = 0;
@@ -300,7 +304,7 @@ static __always_inline void trace_request(struct scratch *s, struct conn_state *
   t->protocol = conn->protocol;
   t->role = conn->role;
   t->method = request->method;
-  t->tls = key->tls;
+  t->tls = conn->tls;
   t->status = status;
   t->failed = request->failed;
   t->pad = 0;
@@ -493,7 +497,7 @@ static __always_inline void capture(struct scratch *s, struct conn_state *conn, 
   h->fd = key->fd;
   bpf_get_current_comm(h->comm, sizeof h->comm);
   h->egress = egress;
-  h->tls = key->tls;
+  h->tls = conn->tls;
   h->role = conn->role;
   h->conn_id = conn->conn_id;
   __u64 base = ptr;
@@ -545,19 +549,19 @@ static __always_inline void pair(struct scratch *s, struct conn_state *conn, str
   }
 }
 
-static __always_inline void on_data(struct conn_key *key, __u8 egress, __u8 kind, __u64 ptr, __u32 iovcnt,
+static __always_inline void on_data(struct conn_key *key, __u8 tls, __u8 egress, __u8 kind, __u64 ptr, __u32 iovcnt,
                                     __u32 bytes) {
   __u32 zero = 0;
   struct scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
   if (!s) return;
   __u64 now = bpf_ktime_get_ns();
   struct conn_state *conn = bpf_map_lookup_elem(&l7_conns, key);
+  if (conn && conn->tls != tls) return;  // ciphertext outside an SSL call (a handshake)
   if (conn && conn->protocol == L7_PROTO_HTTP2) {
     capture(s, conn, key, egress, kind, ptr, iovcnt, bytes, now);
     return;
   }
   if (!conn) {
-    if (!key->tls && !fd_is_socket(key->fd)) return;  // files, pipes: never a connection
     if (!may_start_request(s->buf, peek(s, kind, ptr, iovcnt, bytes, 8))) return;
     __u32 len = peek(s, kind, ptr, iovcnt, bytes, L7_PEEK);
     __u8 protocol = classify(s, len);
@@ -568,6 +572,7 @@ static __always_inline void on_data(struct conn_key *key, __u8 egress, __u8 kind
     fresh->protocol = protocol;
     fresh->role = egress ? L7_ROLE_CLIENT : L7_ROLE_SERVER;
     fresh->from_start = protocol == L7_PROTO_HTTP2;
+    fresh->tls = tls;
     bpf_map_update_elem(&l7_conns, key, fresh, BPF_ANY);
     conn = bpf_map_lookup_elem(&l7_conns, key);
     if (!conn) return;
@@ -590,6 +595,8 @@ static __always_inline void on_data(struct conn_key *key, __u8 egress, __u8 kind
 static __always_inline int enter_io(__u32 fd, __u64 ptr, __u8 kind, __u8 egress, __u32 iovcnt) {
   __u64 pid_tgid = bpf_get_current_pid_tgid();
   if (!traced_process(pid_tgid >> 32)) return 0;
+  // Files and pipes are most of a host's reads and writes: turned away before any map is touched.
+  if (!fd_is_socket(fd)) return 0;
   struct thread_io *io = current_thread_io(1);
   if (!io) return 0;
   io->fd = fd;
@@ -620,7 +627,7 @@ static __always_inline int exit_io(long ret) {
     kind = IO_IOV;
   }
   struct conn_key key = {.tgid = pid_tgid >> 32, .fd = io->fd};
-  on_data(&key, io->egress, kind, ptr, iovcnt, ret);
+  on_data(&key, 0, io->egress, kind, ptr, iovcnt, ret);
   return 0;
 }
 
@@ -663,29 +670,26 @@ int l7_enter_close(struct trace_event_raw_sys_enter *ctx) {
   __u64 pid_tgid = bpf_get_current_pid_tgid();
   if (!traced_process(pid_tgid >> 32)) return 0;
   struct conn_key key = {.tgid = pid_tgid >> 32, .fd = ctx->args[0]};
-  for (int tls = 0; tls < 2; tls++) {
-    key.tls = tls;
-    struct conn_state *conn = bpf_map_lookup_elem(&l7_conns, &key);
-    if (!conn) continue;
-    if (conn->protocol == L7_PROTO_HTTP2) {
-      __u32 zero = 0;
-      struct scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
-      if (s) {
-        struct l7_payload_header *h = &s->payload_header;
-        __builtin_memset(h, 0, sizeof *h);
-        h->ts_ns = bpf_ktime_get_ns();
-        h->tgid = key.tgid;
-        h->fd = key.fd;
-        h->tls = tls;
-        h->role = conn->role;
-        h->flags = L7_PAYLOAD_CLOSED;
-        h->conn_id = conn->conn_id;
-        bpf_get_current_comm(h->comm, sizeof h->comm);
-        if (bpf_ringbuf_output(&l7_payload, h, sizeof *h, 0)) __sync_fetch_and_add(&l7_payload_dropped, 1);
-      }
+  struct conn_state *conn = bpf_map_lookup_elem(&l7_conns, &key);
+  if (!conn) return 0;
+  if (conn->protocol == L7_PROTO_HTTP2) {
+    __u32 zero = 0;
+    struct scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
+    if (s) {
+      struct l7_payload_header *h = &s->payload_header;
+      __builtin_memset(h, 0, sizeof *h);
+      h->ts_ns = bpf_ktime_get_ns();
+      h->tgid = key.tgid;
+      h->fd = key.fd;
+      h->tls = conn->tls;
+      h->role = conn->role;
+      h->flags = L7_PAYLOAD_CLOSED;
+      h->conn_id = conn->conn_id;
+      bpf_get_current_comm(h->comm, sizeof h->comm);
+      if (bpf_ringbuf_output(&l7_payload, h, sizeof *h, 0)) __sync_fetch_and_add(&l7_payload_dropped, 1);
     }
-    bpf_map_delete_elem(&l7_conns, &key);
   }
+  bpf_map_delete_elem(&l7_conns, &key);
   return 0;
 }
 
@@ -727,8 +731,8 @@ static __always_inline int exit_ssl(long ret) {
     // No socket seen yet (data OpenSSL had buffered, or a memory BIO): key by the SSL object.
     fd = known ? *known : (__s32)(0x80000000u | (__u32)(io->ssl >> 4));
   }
-  struct conn_key key = {.tgid = tgid, .fd = fd, .tls = 1};
-  on_data(&key, io->ssl_egress, IO_BUF, io->ssl_buf, 0, bytes);
+  struct conn_key key = {.tgid = tgid, .fd = fd};
+  on_data(&key, 1, io->ssl_egress, IO_BUF, io->ssl_buf, 0, bytes);
   return 0;
 }
 
