@@ -16,7 +16,7 @@
 #define L7_CAPTURE_MAX 4096 /* payload bytes per capture record (HTTP/2) */
 
 /* Which protocol a connection speaks, decided from the first message seen on it. */
-enum l7_protocol {
+enum l7_protocol : __u8 {  /* one byte, so that records can carry it typed */
   L7_PROTO_UNKNOWN = 0,
   L7_PROTO_HTTP1 = 1,
   L7_PROTO_HTTP2 = 2, /* payload captured to user space (HPACK needs the whole stream) */
@@ -25,13 +25,13 @@ enum l7_protocol {
 };
 
 /* Which end of the connection the observed process is: the one that reads requests serves. */
-enum l7_role {
+enum l7_role : __u8 {  /* one byte, so that records can carry it typed */
   L7_ROLE_UNKNOWN = 0,
   L7_ROLE_SERVER = 1,
   L7_ROLE_CLIENT = 2,
 };
 
-enum http_method {
+enum http_method : __u8 {  /* one byte, so that records can carry it typed */
   HTTP_METHOD_OTHER = 0, /* rendered "_OTHER", as OpenTelemetry asks for unknown methods */
   HTTP_METHOD_GET,
   HTTP_METHOD_POST,
@@ -162,9 +162,9 @@ struct l7_trace_event {
   __u32 fd;
   char comm[L7_COMM_LEN];
   char name[L7_ROUTE_LEN]; /* route or database operation */
-  __u8 protocol;           /* enum l7_protocol */
-  __u8 role;               /* enum l7_role */
-  __u8 method;             /* enum http_method */
+  enum l7_protocol protocol; /* typed: events show the enumerator's name */
+  enum l7_role role;
+  enum http_method method;
   __u8 tls;
   __u16 status;
   __u8 failed;
