@@ -36,7 +36,7 @@ __u64 l7_traces_dropped = 0;
 #define L7_MAX_PENDING 8        // requests a connection may have outstanding (pipelining depth)
 #define L7_MAX_MESSAGES 8       // messages walked in one syscall's buffer
 #define L7_MAX_IOV 4            // iovecs gathered for parsing
-#define L7_CAPTURE_CHUNKS 8     // payload records per syscall (8 x 4 KiB; the rest is a gap)
+#define L7_CAPTURE_STEPS 256    // iovecs and copies per syscall (at least 64 KiB; the rest is a gap)
 #define L7_BATCH_BYTES (64 * 1024)  // wake user space once this much is waiting
 
 // A size or offset the verifier must see bounded: the barrier keeps clang from dropping a mask it
@@ -185,7 +185,7 @@ struct scratch {
   struct conn_state new_conn;
   struct l7_trace_event trace;
   struct l7_payload_header payload_header;
-  __u8 payload[2 * L7_CAPTURE_MAX];  // right after the header: the two go out as one record
+  __u8 payload[3 * L7_CAPTURE_MAX];  // right after the header: the two go out as one record
   __u64 next_conn_id;
   __u64 traced;
 };
@@ -487,8 +487,59 @@ static __always_inline int may_start_request(const __u8 *buf, __u32 len) {
   return (c >= 'A' && c <= 'Z') || c == '*' || c == 0;  // methods and PRI; Redis arrays; PostgreSQL startup
 }
 
-// Sends what the syscall moved on an HTTP/2 connection to user space, in chunks; bytes beyond
-// the chunks are a gap the user-space reader recovers from.
+// HTTP/2 payload goes to user space coalesced into records of up to L7_CAPTURE_MAX bytes, however
+// many iovecs it came in (gRPC writes a frame as a dozen small ones).
+struct capture_walk {
+  struct scratch *s;
+  __u64 base;      // where the current segment (buffer or iovec) continues
+  __u64 iov;       // the iovec array, for IO_IOV
+  __u32 iovcnt, iov_index;
+  __u32 left;      // bytes left in the current segment
+  __u32 bytes;     // what the syscall moved
+  __u32 sent;      // bytes copied so far
+  __u32 filled;    // bytes waiting in s->payload
+  __u8 from_start;
+};
+
+static __always_inline void capture_flush(struct capture_walk *w) {
+  struct scratch *s = w->s;
+  if (!w->filled) return;
+  struct l7_payload_header *h = &s->payload_header;
+  h->len = w->filled;
+  h->flags = w->from_start ? L7_PAYLOAD_FROM_START : 0;
+  __u64 waiting = bpf_ringbuf_query(&l7_payload, BPF_RB_AVAIL_DATA);
+  __u64 flags = waiting >= L7_BATCH_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+  // header and payload are adjacent in the scratch: one record
+  if (bpf_ringbuf_output(&l7_payload, h, sizeof *h + VERIFIER_BOUND(w->filled, 2 * L7_CAPTURE_MAX - 1), flags))
+    __sync_fetch_and_add(&l7_payload_dropped, 1);
+  w->filled = 0;
+}
+
+static long capture_step(__u32 index, struct capture_walk *w) {
+  if (w->sent >= w->bytes) return 1;
+  if (!w->left) {  // the next iovec
+    if (!w->iov || w->iov_index >= w->iovcnt) return 1;
+    struct iovec v;
+    if (bpf_probe_read_user(&v, sizeof v, &((struct iovec *)w->iov)[w->iov_index])) return 1;
+    w->iov_index++;
+    w->base = (__u64)v.iov_base;
+    w->left = v.iov_len < w->bytes - w->sent ? v.iov_len : w->bytes - w->sent;
+    return 0;
+  }
+  __u32 room = L7_CAPTURE_MAX - w->filled;
+  __u32 n = w->left < room ? w->left : room;
+  __u8 *to = &w->s->payload[VERIFIER_BOUND(w->filled, L7_CAPTURE_MAX - 1)];
+  if (bpf_probe_read_user(to, VERIFIER_BOUND(n, 2 * L7_CAPTURE_MAX - 1), (void *)w->base)) return 1;
+  w->filled += n;
+  w->sent += n;
+  w->base += n;
+  w->left -= n;
+  if (w->filled >= L7_CAPTURE_MAX) capture_flush(w);
+  return 0;
+}
+
+// Sends what the syscall moved on an HTTP/2 connection to user space; bytes that could not be
+// copied become a gap record the user-space reader recovers from.
 static __always_inline void capture(struct scratch *s, struct conn_state *conn, struct conn_key *key, __u8 egress,
                                     __u8 kind, __u64 ptr, __u32 iovcnt, __u32 bytes, __u64 now) {
   struct l7_payload_header *h = &s->payload_header;
@@ -500,37 +551,17 @@ static __always_inline void capture(struct scratch *s, struct conn_state *conn, 
   h->tls = conn->tls;
   h->role = conn->role;
   h->conn_id = conn->conn_id;
-  __u64 base = ptr;
-  __u32 left_in_segment = bytes;
-  __u32 iov_index = 0;
-  __u32 sent = 0;
-  if (kind != IO_BUF) left_in_segment = 0;
-  for (int c = 0; c < L7_CAPTURE_CHUNKS; c++) {
-    if (sent >= bytes) break;
-    if (!left_in_segment) {  // the next iovec
-      if (kind == IO_BUF || iov_index >= iovcnt || iov_index >= 16) break;
-      struct iovec v;
-      if (bpf_probe_read_user(&v, sizeof v, &((struct iovec *)ptr)[iov_index++])) break;
-      base = (__u64)v.iov_base;
-      left_in_segment = v.iov_len < bytes - sent ? v.iov_len : bytes - sent;
-      if (!left_in_segment) continue;
-    }
-    __u32 n = left_in_segment < L7_CAPTURE_MAX ? left_in_segment : L7_CAPTURE_MAX;
-    h->len = n;
-    h->flags = conn->from_start ? L7_PAYLOAD_FROM_START : 0;
-    n = VERIFIER_BOUND(n, 2 * L7_CAPTURE_MAX - 1);
-    if (bpf_probe_read_user(s->payload, n, (void *)base)) break;
-    sent += n;
-    base += n;
-    left_in_segment -= n;
-    if (sent < bytes && c == L7_CAPTURE_CHUNKS - 1) h->flags |= L7_PAYLOAD_TRUNCATED;
-    __u64 waiting = bpf_ringbuf_query(&l7_payload, BPF_RB_AVAIL_DATA);
-    __u64 flags = waiting >= L7_BATCH_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-    // header and payload are adjacent in the scratch: one record
-    if (bpf_ringbuf_output(&l7_payload, h, sizeof *h + VERIFIER_BOUND(n, 2 * L7_CAPTURE_MAX - 1), flags))
-      __sync_fetch_and_add(&l7_payload_dropped, 1);
+  struct capture_walk w = {.s = s, .bytes = bytes, .from_start = conn->from_start};
+  if (kind == IO_BUF) {
+    w.base = ptr;
+    w.left = bytes;
+  } else {
+    w.iov = ptr;
+    w.iovcnt = iovcnt;
   }
-  if (sent < bytes && sent > 0) {  // the chunks ran out (or a copy failed): say where the gap is
+  bpf_loop(L7_CAPTURE_STEPS, capture_step, &w, 0);
+  capture_flush(&w);
+  if (w.sent < bytes) {  // the steps ran out or a copy failed: say where the gap is
     h->len = 0;
     h->flags = L7_PAYLOAD_TRUNCATED | (conn->from_start ? L7_PAYLOAD_FROM_START : 0);
     if (bpf_ringbuf_output(&l7_payload, h, sizeof *h, 0)) __sync_fetch_and_add(&l7_payload_dropped, 1);
