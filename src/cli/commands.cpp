@@ -20,8 +20,10 @@
 #include "agent/spec_loader.h"
 #include "core/units.h"
 #include "cli/list_table.h"
+#include "cli/offsets_command.h"
 #include "cli/query_command.h"
 #include "ebpf_agent/plugin.h"
+#include "l7/offsets_search_path.h"
 #include "builtin_specs.h"
 #include "loader/fetch.h"
 #include "loader/kernel_features.h"
@@ -92,6 +94,7 @@ struct AgentOptions {
   std::string metrics_listen{kDefaultMetricsListen};
   bool metrics_listen_given = false;
   bool no_bpf_stats = false;
+  std::vector<std::string> offsets_dirs;
 };
 
 void add_agent_options(CLI::App* command, AgentOptions& options) {
@@ -112,6 +115,11 @@ void add_agent_options(CLI::App* command, AgentOptions& options) {
                   kDefaultMetricsListen));
   command->add_flag("--no-bpf-stats", options.no_bpf_stats,
                     "Leave the kernel's BPF run-time statistics off (program run counts and times stay 0)");
+  command->add_option("--offsets-dir", options.offsets_dirs,
+                      fmt::format("Offsets database directory for uprobes on stripped libraries, searched before {} and "
+                                  "the shipped one (repeatable; docs/offsets.md)",
+                                  kOffsetsEtcDir))
+      ->check(CLI::ExistingDirectory);
 }
 
 Result<RuntimeOptions> runtime_options(const AgentOptions& options) {
@@ -126,6 +134,7 @@ Result<RuntimeOptions> runtime_options(const AgentOptions& options) {
 }
 
 Result<std::unique_ptr<Runtime>> create_runtime(const AgentOptions& options) {
+  set_offsets_dirs(options.offsets_dirs);
   auto runtime_opts = runtime_options(options);
   if (!runtime_opts) return std::unexpected(runtime_opts.error());
   return Runtime::create(std::move(*runtime_opts));
@@ -384,6 +393,7 @@ int run_cli(int argc, char** argv) {
   validate->add_option("files", files, "Spec files")->required();
 
   add_query_command(app);
+  add_offsets_command(app);
 
   auto* version = app.add_subcommand("version", "Print the version");
 

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -18,9 +19,12 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
+#include "l7/offsets_search_path.h"
 #include "loader/kernel_features.h"
 #include "loader/libbpf_log.h"
+#include "loader/uprobe_target.h"
 
 namespace ea {
 namespace {
@@ -42,7 +46,8 @@ Result<AttachKind> classify(const bpf_program* program, const AttachOptions* opt
     if (type != BPF_PROG_TYPE_KPROBE) {
       return failf("`binary`/`symbol`/`offset` are uprobe options, but SEC(\"{}\") is not a uprobe program", section);
     }
-    if (options->binary.empty()) return fail("a uprobe needs `binary` (a path, or a library name like libssl.so.3)");
+    if (options->binary.empty())
+      return fail("a uprobe needs `binary` (a path, a library name like libssl.so.3, or a list of candidates)");
     if (options->symbol.empty() && !options->offset) return fail("a uprobe needs `symbol` or `offset`");
     return AttachKind::Uprobe;
   }
@@ -84,19 +89,65 @@ Result<Attachment> attach_auto(bpf_program* program) {
   return Attachment{{link}, {}, section_of(program)};
 }
 
+// One uprobe on one file. A symbol the file's tables lack is placed through the offsets database.
+Result<std::pair<bpf_link*, std::string>> attach_uprobe_to(bpf_program* program, const AttachOptions& options,
+                                                           const std::string& path, bool retprobe) {
+  uint64_t offset = options.offset.value_or(0);
+  const char* func_name = options.symbol.empty() ? nullptr : options.symbol.c_str();
+  std::string target = options.symbol;
+  if (func_name) {
+    auto located = locate_uprobe_symbol(path, options.symbol, current_offsets_database);
+    if (!located) return std::unexpected(located.error());
+    if (located->database_offset) {
+      spdlog::info("uprobe {}: {} has no symbol '{}'; attaching at 0x{:x} from {}", bpf_program__name(program), path,
+                   options.symbol, *located->database_offset, located->source);
+      offset += *located->database_offset;
+      func_name = nullptr;
+      target += fmt::format(" (0x{:x} from the offsets database)", *located->database_offset);
+    }
+  }
+  LIBBPF_OPTS(bpf_uprobe_opts, uprobe_opts, .retprobe = retprobe, .func_name = func_name);
+  LibbpfLogCapture log;
+  bpf_link* link = bpf_program__attach_uprobe_opts(program, options.pid, path.c_str(), offset, &uprobe_opts);
+  if (!link) return fail(attach_failure(program, errno, log));
+  if (options.offset) target += fmt::format("{}0x{:x}", target.empty() ? "" : "+", *options.offset);
+  std::string point = fmt::format("{} {}:{}", retprobe ? "uretprobe" : "uprobe", path, target);
+  if (options.pid >= 0) point += fmt::format(" pid {}", options.pid);
+  return std::pair(link, std::move(point));
+}
+
+// Every candidate of `binary` present on this host gets the probe; absent ones are skipped.
 Result<Attachment> attach_uprobe(bpf_program* program, const AttachOptions& options) {
   bool retprobe = options.retprobe || section_of(program).starts_with("uretprobe");
-  LIBBPF_OPTS(bpf_uprobe_opts, uprobe_opts, .retprobe = retprobe,
-              .func_name = options.symbol.empty() ? nullptr : options.symbol.c_str());
-  LibbpfLogCapture log;
-  bpf_link* link = bpf_program__attach_uprobe_opts(program, options.pid, options.binary.c_str(),
-                                                   options.offset.value_or(0), &uprobe_opts);
-  if (!link) return fail(attach_failure(program, errno, log));
-  std::string target = options.symbol;
-  if (options.offset) target += fmt::format("{}0x{:x}", target.empty() ? "" : "+", *options.offset);
-  std::string point = fmt::format("{} {}:{}", retprobe ? "uretprobe" : "uprobe", options.binary, target);
-  if (options.pid >= 0) point += fmt::format(" pid {}", options.pid);
-  return Attachment{{link}, {}, std::move(point)};
+  std::vector<std::string> paths;
+  std::vector<std::string> absent;
+  for (const std::string& binary : options.binary) {
+    if (auto path = resolve_uprobe_binary(binary)) {
+      if (std::ranges::find(paths, *path) == paths.end()) paths.push_back(std::move(*path));
+      continue;
+    }
+    absent.push_back(fmt::format("{} ({})", binary, uprobe_binary_search_description(binary)));
+    if (options.binary.size() > 1)
+      spdlog::info("uprobe {}: {} is not on this host, skipped", bpf_program__name(program), binary);
+  }
+  if (paths.empty()) {
+    if (absent.size() == 1) return failf("uprobe binary {} does not exist on this host — fix `binary`", absent.front());
+    return failf("none of the uprobe binaries exists on this host: {} — fix `binary` or install one of them",
+                 fmt::join(absent, ", "));
+  }
+  Attachment attachment;
+  std::vector<std::string> points;
+  for (const std::string& path : paths) {
+    auto attached = attach_uprobe_to(program, options, path, retprobe);
+    if (!attached) {
+      for (bpf_link* link : attachment.links) bpf_link__destroy(link);
+      return std::unexpected(attached.error());
+    }
+    attachment.links.push_back(attached->first);
+    points.push_back(std::move(attached->second));
+  }
+  attachment.point = fmt::format("{}", fmt::join(points, ", "));
+  return attachment;
 }
 
 struct PerfEventName {

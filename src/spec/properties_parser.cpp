@@ -22,6 +22,7 @@ constexpr std::array<std::string_view, 2> kMapInitFields{"max_entries", "entries
 constexpr std::array<std::string_view, 2> kMapEntryFields{"key", "value"};
 constexpr std::array<std::string_view, 9> kAttachFields{"binary", "symbol",    "offset", "pid",   "retprobe",
                                                         "perf_event", "interface", "mode", "cgroup"};
+constexpr size_t kMaxUprobeBinaries = 16;
 constexpr std::array<std::string_view, 4> kPerfEventFields{"type", "config", "frequency", "period"};
 constexpr std::array<std::string_view, 2> kPerfTypes{"software", "hardware"};
 // XDP modes (skb/drv are the kernel's own words for generic/native) and TC directions: the
@@ -209,11 +210,58 @@ std::optional<std::string> read_text(YamlReader& reader, const Field& field, std
   return text;
 }
 
+// `binary`: one path or library name, or a list of candidates (each one present on the host is
+// probed, so one spec covers libssl.so.3 and libssl.so.1.1 hosts).
+std::vector<std::string> read_binaries(YamlReader& reader, const Field& field) {
+  constexpr std::string_view kExample = "/usr/lib/x86_64-linux-gnu/libssl.so.3, or a list [libssl.so.3, libssl.so.1.1]";
+  auto checked = [&](const Field& at, std::string text) -> std::optional<std::string> {
+    if (text.empty()) {
+      reader.error(at, fmt::format("is empty — give a path or a library name, e.g. {}", kExample));
+      return std::nullopt;
+    }
+    bool control = std::ranges::any_of(text, [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+    if (control) {
+      reader.error(at, fmt::format("'{}' is not a file path or library name (no control characters)", printable(text)));
+      return std::nullopt;
+    }
+    return text;
+  };
+  std::vector<std::string> binaries;
+  if (field.value.IsMap()) {
+    reader.error(field, fmt::format("expected a path or library name, or a list of them, e.g. {}", kExample));
+    return binaries;
+  }
+  if (!field.value.IsSequence()) {
+    if (auto text = reader.string(field))
+      if (auto binary = checked(field, std::move(*text))) binaries.push_back(std::move(*binary));
+    return binaries;
+  }
+  if (field.value.size() > kMaxUprobeBinaries) {
+    reader.error(field, fmt::format("lists {} binaries, more than the {} a uprobe may try — keep the ones hosts have",
+                                    field.value.size(), kMaxUprobeBinaries));
+    return binaries;
+  }
+  auto items = reader.items(field);
+  if (!items) return binaries;
+  if (items->empty()) reader.error(field, fmt::format("lists no binaries — give a path or library name, e.g. {}", kExample));
+  for (const Field& item : *items) {
+    auto text = reader.string(item);
+    auto binary = text ? checked(item, std::move(*text)) : std::nullopt;
+    if (!binary) continue;
+    if (std::ranges::find(binaries, *binary) != binaries.end()) {
+      reader.error(item, fmt::format("'{}' is listed twice — keep one", printable(*binary)));
+      continue;
+    }
+    binaries.push_back(std::move(*binary));
+  }
+  return binaries;
+}
+
 std::optional<AttachOptions> read_attach_options(YamlReader& reader, const Field& entry) {
   auto fields = reader.fields(entry, kAttachFields);
   if (!check_identifier(reader, entry, "BPF program") || !fields) return std::nullopt;
   AttachOptions attach{.prog = entry.name, .pos = reader.pos(entry.key)};
-  if (const Field* f = fields->get("binary")) attach.binary = read_text(reader, *f, "/usr/lib/x86_64-linux-gnu/libssl.so.3").value_or("");
+  if (const Field* f = fields->get("binary")) attach.binary = read_binaries(reader, *f);
   if (const Field* f = fields->get("symbol")) attach.symbol = read_text(reader, *f, "SSL_read").value_or("");
   if (const Field* f = fields->get("offset")) attach.offset = reader.unsigned_integer(*f, std::numeric_limits<uint64_t>::max());
   if (const Field* f = fields->get("pid"))

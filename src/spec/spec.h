@@ -46,8 +46,9 @@ struct MapInit {
 // Attach options a SEC() name cannot carry, keyed by BPF program (function) name.
 struct AttachOptions {
   std::string prog;
-  // uprobe / uretprobe
-  std::string binary;
+  // uprobe / uretprobe: `binary` is one path or library name, or candidates of which every one
+  // present on the host is probed (`[libssl.so.3, libssl.so.1.1]`)
+  std::vector<std::string> binary;
   std::string symbol;
   std::optional<uint64_t> offset;
   int pid = -1;  // -1 = every process

@@ -431,7 +431,7 @@ Result<std::unique_ptr<EbpfObject>> hooks_with(const std::string& program, std::
 TEST(EbpfObject, UprobeBySymbolInOneProcess) {
   REQUIRE_ROOT();
   std::string self = fs::read_symlink("/proc/self/exe").string();
-  auto object = hooks_with("on_user_function", AttachOptions{.binary = self, .symbol = "ea_uprobe_target", .pid = getpid()});
+  auto object = hooks_with("on_user_function", AttachOptions{.binary = {self}, .symbol = "ea_uprobe_target", .pid = getpid()});
   ASSERT_TRUE(object) << object.error().message;
   auto attached = (*object)->attach();
   ASSERT_TRUE(attached) << attached.error().message;
@@ -443,7 +443,7 @@ TEST(EbpfObject, UprobeBySymbolInOneProcess) {
 
 TEST(EbpfObject, UprobeOnAMissingSymbolSaysSo) {
   REQUIRE_ROOT();
-  auto object = hooks_with("on_user_function", AttachOptions{.binary = "/proc/self/exe", .symbol = "no_such_function_x"});
+  auto object = hooks_with("on_user_function", AttachOptions{.binary = {"/proc/self/exe"}, .symbol = "no_such_function_x"});
   ASSERT_TRUE(object) << object.error().message;
   auto attached = (*object)->attach();
   ASSERT_FALSE(attached);
@@ -622,7 +622,7 @@ TEST(EbpfObject, AttachOptionsThatDoNotFitTheProgram) {
             "t.yaml:20:9: program 't_obj_hooks': attach options for 'on_nanosleep_tracepoint': the attach "
             "options given do not apply to SEC(\"tracepoint/syscalls/sys_enter_nanosleep\"), which attaches by its "
             "section name");
-  EXPECT_TRUE(contains(error_of(hooks_with("xdp_pass", AttachOptions{.binary = "/bin/true", .symbol = "main"})),
+  EXPECT_TRUE(contains(error_of(hooks_with("xdp_pass", AttachOptions{.binary = {"/bin/true"}, .symbol = "main"})),
                        "`binary`/`symbol`/`offset` are uprobe options, but SEC(\"xdp\") is not a uprobe program"));
 }
 

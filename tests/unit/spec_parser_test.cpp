@@ -162,7 +162,7 @@ TEST(SpecFixtures, AttachOptions) {
   ASSERT_EQ(props.attach.size(), 5u);
   const AttachOptions& enter = props.attach[0];
   EXPECT_EQ(enter.prog, "ssl_read_enter");
-  EXPECT_EQ(enter.binary, "/usr/lib/x86_64-linux-gnu/libssl.so.3");
+  EXPECT_EQ(enter.binary, std::vector<std::string>{"/usr/lib/x86_64-linux-gnu/libssl.so.3"});
   EXPECT_EQ(enter.symbol, "SSL_read");
   EXPECT_EQ(enter.pid, 4242);
   EXPECT_FALSE(enter.retprobe);
