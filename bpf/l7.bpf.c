@@ -706,12 +706,9 @@ int l7_enter_sendmsg(struct trace_event_raw_sys_enter *ctx) { return enter_io(ct
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
 int l7_exit_sendmsg(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
 
-// A closed fd ends its connection: a later socket with the same number starts afresh.
-SEC("tracepoint/syscalls/sys_enter_close")
-int l7_enter_close(struct trace_event_raw_sys_enter *ctx) {
-  __u64 pid_tgid = bpf_get_current_pid_tgid();
-  if (!traced_process(pid_tgid >> 32)) return 0;
-  struct conn_key key = {.tgid = pid_tgid >> 32, .fd = ctx->args[0]};
+// Forgets a connection; an HTTP/2 one gets a closing record so user space forgets it too.
+static __always_inline int end_connection(__u32 tgid, __u32 fd) {
+  struct conn_key key = {.tgid = tgid, .fd = fd};
   struct conn_state *conn = bpf_map_lookup_elem(&l7_conns, &key);
   if (!conn) return 0;
   if (conn->protocol == L7_PROTO_HTTP2) {
@@ -721,8 +718,8 @@ int l7_enter_close(struct trace_event_raw_sys_enter *ctx) {
       struct l7_payload_header *h = &s->payload_header;
       __builtin_memset(h, 0, sizeof *h);
       h->ts_ns = bpf_ktime_get_ns();
-      h->tgid = key.tgid;
-      h->fd = key.fd;
+      h->tgid = tgid;
+      h->fd = fd;
       h->tls = conn->tls;
       h->role = conn->role;
       h->flags = L7_PAYLOAD_CLOSED;
@@ -734,6 +731,17 @@ int l7_enter_close(struct trace_event_raw_sys_enter *ctx) {
   bpf_map_delete_elem(&l7_conns, &key);
   return 0;
 }
+
+// A closed fd ends its connection: a later socket with the same number starts afresh.
+SEC("tracepoint/syscalls/sys_enter_close")
+int l7_enter_close(struct trace_event_raw_sys_enter *ctx) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  if (!traced_process(pid_tgid >> 32)) return 0;
+  return end_connection(pid_tgid >> 32, ctx->args[0]);
+}
+
+// The key of a TLS connection whose socket was never seen: folded from its SSL object's address.
+static __always_inline __u32 ssl_pseudo_fd(__u64 ssl) { return 0x80000000u | (__u32)(ssl >> 4); }
 
 // --- OpenSSL (libssl 3 and 1.1): plaintext at SSL_read / SSL_write -------------------------
 
@@ -757,6 +765,13 @@ static __always_inline int exit_ssl(long ret) {
   struct thread_io *io = current_thread_io(0);
   if (!io || !io->in_ssl) return 0;
   io->in_ssl = 0;
+  if (!io->ssl_buf) {  // a handshake: it only tells which socket the SSL object uses
+    if (io->ssl_fd >= 0) {
+      struct ssl_key sk = {.tgid = pid_tgid >> 32, .ssl = io->ssl};
+      bpf_map_update_elem(&l7_ssl_fds, &sk, &io->ssl_fd, BPF_ANY);
+    }
+    return 0;
+  }
   __u64 bytes = ret;
   if (io->ssl_bytes_out) {  // the _ex forms return 1 and write the count
     if (ret != 1 || bpf_probe_read_user(&bytes, sizeof bytes, (void *)io->ssl_bytes_out)) return 0;
@@ -771,12 +786,42 @@ static __always_inline int exit_ssl(long ret) {
   } else {
     __s32 *known = bpf_map_lookup_elem(&l7_ssl_fds, &sk);
     // No socket seen yet (data OpenSSL had buffered, or a memory BIO): key by the SSL object.
-    fd = known ? *known : (__s32)(0x80000000u | (__u32)(io->ssl >> 4));
+    fd = known ? *known : ssl_pseudo_fd(io->ssl);
   }
   struct conn_key key = {.tgid = tgid, .fd = fd};
   on_data(&key, 1, io->ssl_egress, IO_BUF, io->ssl_buf, 0, bytes);
   return 0;
 }
+
+// SSL_free ends what is keyed by the SSL object: its socket mapping (the address may be reused
+// by the next SSL object) and a connection that never showed its socket.
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_free, void *ssl) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  __u32 tgid = pid_tgid >> 32;
+  if (!traced_process(tgid)) return 0;
+  struct ssl_key sk = {.tgid = tgid, .ssl = (__u64)ssl};
+  if (!bpf_map_delete_elem(&l7_ssl_fds, &sk)) return 0;  // had a socket: its close() ends the connection
+  return end_connection(tgid, ssl_pseudo_fd((__u64)ssl));
+}
+
+// The socket of an SSL object, as early as the application says it (SSL_set_fd) or its handshake
+// uses it (SSL_do_handshake, also under SSL_accept / SSL_connect): TLS 1.3 often delivers the
+// first request with the handshake's last flight, and SSL_read then returns it without a syscall.
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_set_fd, void *ssl, int fd) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  if (!traced_process(pid_tgid >> 32)) return 0;
+  struct ssl_key sk = {.tgid = pid_tgid >> 32, .ssl = (__u64)ssl};
+  __s32 socket_fd = fd;
+  bpf_map_update_elem(&l7_ssl_fds, &sk, &socket_fd, BPF_ANY);
+  return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_do_handshake, void *ssl) { return enter_ssl(ssl, 0, 0, 0); }
+SEC("uretprobe")
+int BPF_KRETPROBE(l7_ssl_do_handshake_ret, int ret) { return exit_ssl(ret); }
 
 SEC("uprobe")
 int BPF_KPROBE(l7_ssl_read, void *ssl, void *buf, int num) { return enter_ssl(ssl, buf, 0, 0); }
