@@ -101,6 +101,31 @@ def generate_entry(full, stripped, db_dir):
     return int(re.search(r"ea_offsets_target: (0x[0-9a-f]+)", text).group(1), 16)
 
 
+def generate_checks_the_build(full, stripped, offset, workdir):
+    """A separate debug file gives the same entry through the deployed file's layout; another build,
+    or a debug file without the deployed copy, is refused with the reason."""
+    debug = os.path.join(workdir, "target.debug")
+    subprocess.run(["objcopy", "--only-keep-debug", full, debug], check=True)
+    from_debug = run_agent("offsets", "generate", debug, "--symbols", "ea_offsets_target", "--identity-from", stripped)
+    assert from_debug.returncode == 0, from_debug.stderr
+    assert f"      ea_offsets_target: 0x{offset:x}\n" in from_debug.stdout, from_debug.stdout
+
+    alone = run_agent("offsets", "generate", debug, "--symbols", "ea_offsets_target")
+    assert alone.returncode == 1 and "holds no code for ea_offsets_target (a separate debug file?): pass --identity-from" \
+        in alone.stderr, alone.stderr
+
+    other_source = write_file(workdir, "other.c", TARGET_C.replace("x * 7 + 3", "x * 11 + 5"))
+    other = os.path.join(workdir, "other")
+    subprocess.run(["gcc", "-O2", "-g", "-o", other, other_source], check=True)
+    mismatch = run_agent("offsets", "generate", other, "--symbols", "ea_offsets_target", "--identity-from", stripped)
+    assert mismatch.returncode == 1 and "are different builds: offsets from one do not fit the other" in mismatch.stderr, \
+        mismatch.stderr
+
+    missing = run_agent("offsets", "generate", stripped, "--symbols", "ea_offsets_target")
+    assert missing.returncode == 1 and "has no function ea_offsets_target in its symbol tables — is it stripped?" \
+        in missing.stderr, missing.stderr
+
+
 def identify_prints_the_entry(stripped, db_dir, offset):
     result = run_agent("offsets", "identify", stripped, "--offsets-dir", db_dir)
     assert result.returncode == 0, result.stderr
@@ -144,7 +169,7 @@ def shipped_libssl_entry():
 
 def main():
     require_root()
-    for tool in ("gcc", "strip", "nm"):
+    for tool in ("gcc", "strip", "nm", "objcopy"):
         if not shutil.which(tool):
             skip(f"needs {tool} to build and strip the probed program")
     if not os.path.exists(FIXTURE):
@@ -161,6 +186,7 @@ def main():
         refused_without_entry(spec, stripped, build_id, xxh3, workdir)
 
         offset = generate_entry(full, stripped, db_dir)
+        generate_checks_the_build(full, stripped, offset, workdir)
         identify_prints_the_entry(stripped, db_dir, offset)
 
         listen = f"127.0.0.1:{free_port()}"

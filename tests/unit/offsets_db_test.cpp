@@ -5,11 +5,13 @@
 
 #include "elf_test_build.h"
 #include "l7/offsets_db.h"
+#include "l7/offsets_search_path.h"
 
 namespace ea {
 namespace {
 
 using test::TempDir;
+namespace fs = std::filesystem;
 
 constexpr const char* kBuildId = "0123456789abcdef0123456789abcdef01234567";
 
@@ -236,6 +238,41 @@ TEST(OffsetsDatabase, LimitsHoldOnHugeInput) {
   too_big.add_text(std::string(kMaxOffsetsFileBytes + 1, '#'), "big.yaml");
   EXPECT_TRUE(contains(problems_of(too_big), "big.yaml: 8388609 bytes, more than the 8388608"));
 
+}
+
+TEST(OffsetsSearchPath, OrderAndReloadOnChange) {
+  TempDir given;
+  TempDir from_env;
+  const char* old_env = getenv("EBPF_AGENT_OFFSETS_PATH");
+  std::string saved = old_env ? old_env : "";
+  setenv("EBPF_AGENT_OFFSETS_PATH", (from_env.path().string() + "::" + given.path().string()).c_str(), 1);
+  set_offsets_dirs({given.path().string()});
+
+  std::vector<std::string> dirs = offsets_search_path();
+  ASSERT_GE(dirs.size(), 4u);
+  EXPECT_EQ(dirs[0], given.path().string());
+  EXPECT_EQ(dirs[1], from_env.path().string()) << "empty and repeated entries are dropped";
+  EXPECT_EQ(dirs[2], "/etc/ebpf-agent/offsets.d");
+  EXPECT_TRUE(dirs[3].ends_with("/share/ebpf-agent/offsets")) << dirs[3];
+
+  auto entry = [](const std::string& name, const std::string& hash) {
+    return fmt::format("kind: offsets\nentries:\n  - {{name: {}, xxh3: {}, symbols: {{f: 0x10}}}}\n", name, hash);
+  };
+  from_env.write("a.yaml", entry("env", "00000000000000e1"));
+  auto first = current_offsets_database();
+  ASSERT_TRUE(first->find(FileIdentity{"", "00000000000000e1"}));
+  EXPECT_EQ(current_offsets_database(), first) << "unchanged files are not read again";
+
+  given.write("b.yaml", entry("given", "00000000000000e2"));
+  auto second = current_offsets_database();
+  EXPECT_NE(second, first) << "a new file is picked up";
+  EXPECT_TRUE(second->find(FileIdentity{"", "00000000000000e2"}));
+  fs::remove(given.path() / "b.yaml");
+  EXPECT_FALSE(current_offsets_database()->find(FileIdentity{"", "00000000000000e2"})) << "a removed file is dropped";
+
+  set_offsets_dirs({});
+  if (old_env) setenv("EBPF_AGENT_OFFSETS_PATH", saved.c_str(), 1);
+  else unsetenv("EBPF_AGENT_OFFSETS_PATH");
 }
 
 TEST(OffsetsIdentityText, Normalization) {
