@@ -461,8 +461,10 @@ static __always_inline int is_http2_preface(const __u8 *buf, __u32 len) {
          buf[5] == ' ' && buf[6] == 'H' && buf[7] == 'T';
 }
 
-// A message start decides what a connection speaks; the side that reads a request serves.
-static __always_inline __u8 classify(struct scratch *s, __u32 len) {
+// A message start decides what a connection speaks; the side that reads a request serves. A
+// global function too: verified once rather than along every path of the exit programs.
+__noinline int l7_classify(struct scratch *s, __u32 len) {
+  if (!s) return L7_PROTO_UNKNOWN;
   if (is_http2_preface(s->buf, len)) return capture_http2 ? L7_PROTO_HTTP2 : L7_PROTO_UNKNOWN;
   const __u8 candidates[] = {L7_PROTO_HTTP1, L7_PROTO_REDIS, L7_PROTO_POSTGRES};
   for (int i = 0; i < sizeof candidates; i++)
@@ -606,7 +608,7 @@ static __always_inline void on_data(struct conn_key *key, __u8 tls, __u8 egress,
   if (!conn) {
     if (!may_start_request(s->buf, peek(s, kind, ptr, iovcnt, bytes, 8))) return;
     __u32 len = peek(s, kind, ptr, iovcnt, bytes, L7_PEEK);
-    __u8 protocol = classify(s, len);
+    __u8 protocol = l7_classify(s, len);
     if (protocol == L7_PROTO_UNKNOWN) return;
     struct conn_state *fresh = &s->new_conn;
     __builtin_memset(fresh, 0, sizeof *fresh);

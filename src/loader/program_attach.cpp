@@ -41,10 +41,12 @@ bool is_tc_program(bpf_prog_type type) { return type == BPF_PROG_TYPE_SCHED_CLS 
 Result<AttachKind> classify(const bpf_program* program, const AttachOptions* options) {
   bpf_prog_type type = bpf_program__type(program);
   std::string section = section_of(program);
-  bool uprobe_options = options && (!options->binary.empty() || !options->symbol.empty() || options->offset);
+  bool uprobe_options =
+      options && (!options->binary.empty() || !options->symbol.empty() || options->offset || options->optional);
   if (uprobe_options) {
     if (type != BPF_PROG_TYPE_KPROBE) {
-      return failf("`binary`/`symbol`/`offset` are uprobe options, but SEC(\"{}\") is not a uprobe program", section);
+      return failf("`binary`/`symbol`/`offset`/`optional` are uprobe options, but SEC(\"{}\") is not a uprobe program",
+                   section);
     }
     if (options->binary.empty())
       return fail("a uprobe needs `binary` (a path, a library name like libssl.so.3, or a list of candidates)");
@@ -129,6 +131,11 @@ Result<Attachment> attach_uprobe(bpf_program* program, const AttachOptions& opti
     absent.push_back(fmt::format("{} ({})", binary, uprobe_binary_search_description(binary)));
     if (options.binary.size() > 1)
       spdlog::info("uprobe {}: {} is not on this host, skipped", bpf_program__name(program), binary);
+  }
+  if (paths.empty() && options.optional) {
+    std::string why = fmt::format("not on this host: {}", fmt::join(options.binary, ", "));
+    spdlog::warn("uprobe {}: left unattached ({}; `optional: true`)", bpf_program__name(program), why);
+    return Attachment{.point = fmt::format("not attached ({})", why)};
   }
   if (paths.empty()) {
     if (absent.size() == 1) return failf("uprobe binary {} does not exist on this host — fix `binary`", absent.front());

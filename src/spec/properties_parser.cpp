@@ -20,8 +20,8 @@ constexpr std::array<std::string_view, 2> kBpftraceProps{"src", "args"};
 constexpr std::array<std::string_view, 3> kUserSoProps{"functions", "initfile", "config"};
 constexpr std::array<std::string_view, 2> kMapInitFields{"max_entries", "entries"};
 constexpr std::array<std::string_view, 2> kMapEntryFields{"key", "value"};
-constexpr std::array<std::string_view, 9> kAttachFields{"binary", "symbol",    "offset", "pid",   "retprobe",
-                                                        "perf_event", "interface", "mode", "cgroup"};
+constexpr std::array<std::string_view, 10> kAttachFields{"binary",     "symbol",    "offset", "pid",    "retprobe",
+                                                         "optional",   "perf_event", "interface", "mode", "cgroup"};
 constexpr size_t kMaxUprobeBinaries = 16;
 constexpr std::array<std::string_view, 4> kPerfEventFields{"type", "config", "frequency", "period"};
 constexpr std::array<std::string_view, 2> kPerfTypes{"software", "hardware"};
@@ -267,6 +267,7 @@ std::optional<AttachOptions> read_attach_options(YamlReader& reader, const Field
   if (const Field* f = fields->get("pid"))
     attach.pid = static_cast<int>(reader.integer(*f, -1, std::numeric_limits<int32_t>::max()).value_or(-1));
   if (const Field* f = fields->get("retprobe")) attach.retprobe = reader.boolean(*f).value_or(false);
+  if (const Field* f = fields->get("optional")) attach.optional = reader.boolean(*f).value_or(false);
   if (const Field* f = fields->get("perf_event")) read_perf_event(reader, *f, attach);
   if (const Field* f = fields->get("interface")) {
     if (auto name = reader.string(*f)) {

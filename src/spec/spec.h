@@ -53,6 +53,9 @@ struct AttachOptions {
   std::optional<uint64_t> offset;
   int pid = -1;  // -1 = every process
   bool retprobe = false;
+  // uprobe: when no `binary` candidate exists on this host, leave the program unattached (logged)
+  // instead of failing the spec: e.g. TLS probes on a host without libssl
+  bool optional = false;
   // perf_event
   std::string perf_type;    // "software" | "hardware"
   std::string perf_config;  // "cpu-clock", "task-clock", "cpu-cycles", ...

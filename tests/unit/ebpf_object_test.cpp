@@ -453,6 +453,25 @@ TEST(EbpfObject, UprobeOnAMissingSymbolSaysSo) {
   EXPECT_TRUE(contains(attached.error().message, "no_such_function_x")) << attached.error().message;
 }
 
+TEST(EbpfObject, OptionalUprobeOnAnAbsentLibraryStaysUnattached) {
+  REQUIRE_ROOT();
+  AttachOptions options{.binary = {"libno-such-library.so.9", "/nonexistent/libx.so"}, .symbol = "f"};
+  auto strict = hooks_with("on_user_function", options);
+  ASSERT_TRUE(strict) << strict.error().message;
+  auto refused = (*strict)->attach();
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(contains(refused.error().message, "none of the uprobe binaries exists on this host"))
+      << refused.error().message;
+
+  options.optional = true;
+  auto lenient = hooks_with("on_user_function", options);
+  ASSERT_TRUE(lenient) << lenient.error().message;
+  auto attached = (*lenient)->attach();
+  ASSERT_TRUE(attached) << attached.error().message;
+  EXPECT_EQ((*lenient)->attach_points(),
+            std::vector<std::string>{"not attached (not on this host: libno-such-library.so.9, /nonexistent/libx.so)"});
+}
+
 TEST(EbpfObject, PerfEventSamplesEveryCpu) {
   REQUIRE_ROOT();
   auto object = hooks_with("on_cpu_sample",
@@ -623,7 +642,8 @@ TEST(EbpfObject, AttachOptionsThatDoNotFitTheProgram) {
             "options given do not apply to SEC(\"tracepoint/syscalls/sys_enter_nanosleep\"), which attaches by its "
             "section name");
   EXPECT_TRUE(contains(error_of(hooks_with("xdp_pass", AttachOptions{.binary = {"/bin/true"}, .symbol = "main"})),
-                       "`binary`/`symbol`/`offset` are uprobe options, but SEC(\"xdp\") is not a uprobe program"));
+                       "`binary`/`symbol`/`offset`/`optional` are uprobe options, but SEC(\"xdp\") is not a uprobe "
+                       "program"));
 }
 
 TEST(EbpfObject, KernelInterfacesAreReady) {
