@@ -606,6 +606,9 @@ static __always_inline void on_data(struct conn_key *key, __u8 tls, __u8 egress,
     return;
   }
   if (!conn) {
+    // Files and pipes, most of a host's I/O, stop here: a socket check only for fds that are not
+    // known connections, so established connections do not pay it.
+    if (!tls && !fd_is_socket(key->fd)) return;
     if (!may_start_request(s->buf, peek(s, kind, ptr, iovcnt, bytes, 8))) return;
     __u32 len = peek(s, kind, ptr, iovcnt, bytes, L7_PEEK);
     __u8 protocol = l7_classify(s, len);
@@ -639,8 +642,6 @@ static __always_inline void on_data(struct conn_key *key, __u8 tls, __u8 egress,
 static __always_inline int enter_io(__u32 fd, __u64 ptr, __u8 kind, __u8 egress, __u32 iovcnt) {
   __u64 pid_tgid = bpf_get_current_pid_tgid();
   if (!traced_process(pid_tgid >> 32)) return 0;
-  // Files and pipes are most of a host's reads and writes: turned away before any map is touched.
-  if (!fd_is_socket(fd)) return 0;
   struct thread_io *io = current_thread_io(1);
   if (!io) return 0;
   io->fd = fd;
