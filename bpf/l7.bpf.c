@@ -234,24 +234,6 @@ static __always_inline __u32 latency_key(__u64 ns) {
   return 1u << k;
 }
 
-static __always_inline void add_to(void *map, void *key, __u64 amount) {
-  __u64 *value = bpf_map_lookup_elem(map, key);
-  if (value) {
-    *value += amount;  // this CPU's copy
-    return;
-  }
-  bpf_map_update_elem(map, key, &amount, BPF_NOEXIST);
-  value = bpf_map_lookup_elem(map, key);  // lost a race with this CPU's other context: add again
-  if (value && *value != amount) *value += amount;
-}
-
-static __always_inline void observe(void *map, void *key, __u32 *bucket, __u64 duration_ns) {
-  *bucket = latency_key(duration_ns);
-  add_to(map, key, 1);
-  *bucket = L7_LATENCY_SUM_KEY;
-  add_to(map, key, (duration_ns + 999) / 1000);
-}
-
 // Admits a route under the cardinality cap, or renames it "_overflow".
 static __always_inline void cap_route(char *route) {
   if (bpf_map_lookup_elem(&http_routes, route)) return;
@@ -263,8 +245,36 @@ static __always_inline void cap_route(char *route) {
   __builtin_memcpy(route, "_overflow", 10);
 }
 
-static __always_inline void record_http(struct scratch *s, struct conn_state *conn, struct conn_key *key,
-                                        struct pending_request *request, __u16 status, __u64 duration) {
+static __always_inline void add_to(void *map, void *key, __u64 amount) {
+  __u64 *value = bpf_map_lookup_elem(map, key);
+  if (value) {
+    *value += amount;  // this CPU's copy
+    return;
+  }
+  if (!bpf_map_update_elem(map, key, &amount, BPF_NOEXIST)) return;
+  value = bpf_map_lookup_elem(map, key);  // another context of this CPU created it first
+  if (value) *value += amount;
+}
+
+// Adds a request to a latency histogram: its sum first, since a series that has one exists
+// already, so `capped_route` (when given) goes through the route cap only when a series starts;
+// then its bucket. Two map lookups in the steady state.
+static __always_inline void observe(void *map, void *key, __u32 *bucket, __u64 duration_ns, char *capped_route) {
+  __u64 micros = (duration_ns + 999) / 1000;
+  *bucket = L7_LATENCY_SUM_KEY;
+  __u64 *sum = bpf_map_lookup_elem(map, key);
+  if (sum) {
+    *sum += micros;
+  } else {
+    if (capped_route) cap_route(capped_route);
+    add_to(map, key, micros);
+  }
+  *bucket = latency_key(duration_ns);
+  add_to(map, key, 1);
+}
+
+static __always_inline void record_http(struct scratch *s, struct conn_state *conn, struct pending_request *request,
+                                        __u16 status, __u64 duration) {
   struct http_metric_key *k = &s->http_key;
   __builtin_memcpy(k->route, request->name, L7_ROUTE_LEN);
   bpf_get_current_comm(k->comm, sizeof k->comm);
@@ -273,20 +283,8 @@ static __always_inline void record_http(struct scratch *s, struct conn_state *co
   k->status = status;
   k->status_class = status / 100;
   k->pad[0] = k->pad[1] = k->pad[2] = 0;
-  void *map = conn->role == L7_ROLE_SERVER ? (void *)&http_server_latency : (void *)&http_client_latency;
-  // The sum first: a series that has one was admitted under the route cap already, so the cap is
-  // asked only when a series starts, and the steady state costs two lookups.
-  __u64 micros = (duration + 999) / 1000;
-  k->bucket = L7_LATENCY_SUM_KEY;
-  __u64 *sum = bpf_map_lookup_elem(map, k);
-  if (sum) {
-    *sum += micros;
-  } else {
-    cap_route(k->route);
-    add_to(map, k, micros);
-  }
-  k->bucket = latency_key(duration);
-  add_to(map, k, 1);
+  observe(conn->role == L7_ROLE_SERVER ? (void *)&http_server_latency : (void *)&http_client_latency, k,
+          &k->bucket, duration, k->route);
 }
 
 static __always_inline void record_db(struct scratch *s, struct conn_state *conn, struct pending_request *request,
@@ -299,7 +297,7 @@ static __always_inline void record_db(struct scratch *s, struct conn_state *conn
   k->failed = request->failed;
   k->pad[0] = k->pad[1] = 0;
   observe(conn->role == L7_ROLE_SERVER ? (void *)&db_server_latency : (void *)&db_client_latency, k, &k->bucket,
-          duration);
+          duration, 0);
 }
 
 static __always_inline void trace_request(struct scratch *s, struct conn_state *conn, struct conn_key *key,
@@ -443,7 +441,7 @@ static long take_response(__u32 index, struct walk *w) {
     if (resp->failed) p->failed = 1;
     if (resp->completes) {
       __u64 duration = w->now > p->start_ns ? w->now - p->start_ns : 0;
-      if (conn->protocol == L7_PROTO_HTTP1) record_http(s, conn, w->key, p, resp->status, duration);
+      if (conn->protocol == L7_PROTO_HTTP1) record_http(s, conn, p, resp->status, duration);
       else record_db(s, conn, p, duration);
       trace_request(s, conn, w->key, p, resp->status, w->now, duration);
       conn->head = (conn->head + 1) & (L7_MAX_PENDING - 1);

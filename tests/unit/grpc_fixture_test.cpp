@@ -9,30 +9,13 @@
 #include <random>
 
 #include "l7/grpc_calls.h"
+#include "h2_fixture.h"
 #include "l7/http2_connection.h"
 
 using namespace ea::l7;
+using ea::l7::test::load_h2_fixture;
 
 namespace {
-
-struct Chunk {
-  Http2Direction dir;
-  std::vector<uint8_t> bytes;
-};
-
-std::vector<Chunk> load_fixture() {
-  std::ifstream in(std::string(EA_SOURCE_DIR) + "/tests/fixtures/h2/grpc_calls.bin", std::ios::binary);
-  std::vector<uint8_t> all((std::istreambuf_iterator<char>(in)), {});
-  std::vector<Chunk> chunks;
-  for (size_t pos = 0; pos + 5 <= all.size();) {
-    size_t len = (size_t{all[pos + 1]} << 24) | (size_t{all[pos + 2]} << 16) | (size_t{all[pos + 3]} << 8) | all[pos + 4];
-    if (pos + 5 + len > all.size()) break;
-    chunks.push_back({all[pos] ? Http2Direction::ServerToClient : Http2Direction::ClientToServer,
-                      std::vector<uint8_t>(all.begin() + pos + 5, all.begin() + pos + 5 + len)});
-    pos += 5 + len;
-  }
-  return chunks;
-}
 
 std::vector<std::string> summarize(GrpcCallTracker& tracker) {
   std::vector<std::string> out;
@@ -52,7 +35,7 @@ const std::vector<std::string> kExpected = {
 }  // namespace
 
 TEST(GrpcFixture, GrpcioCallsByMethodWithStatus) {
-  auto chunks = load_fixture();
+  auto chunks = load_h2_fixture();
   ASSERT_GT(chunks.size(), 4u) << "fixture missing: run tests/fixtures/h2/make_grpc_fixture.py";
   GrpcCallTracker tracker(CallSide::Server);
   Http2Connection connection(true, tracker);
@@ -67,7 +50,7 @@ TEST(GrpcFixture, GrpcioCallsByMethodWithStatus) {
 }
 
 TEST(GrpcFixture, ByteByByteAndRandomChunksGiveTheSameCalls) {
-  auto chunks = load_fixture();
+  auto chunks = load_h2_fixture();
   ASSERT_GT(chunks.size(), 4u);
   std::mt19937 rng(1);
   for (int round = 0; round < 20; ++round) {
@@ -85,7 +68,7 @@ TEST(GrpcFixture, ByteByByteAndRandomChunksGiveTheSameCalls) {
 }
 
 TEST(GrpcFixture, LateStartCountsWhatItCannotDecode) {
-  auto chunks = load_fixture();
+  auto chunks = load_h2_fixture();
   ASSERT_GT(chunks.size(), 4u);
   // Drop the first third of the capture, cutting into the middle of a chunk.
   size_t total = 0;

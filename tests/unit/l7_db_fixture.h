@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "l7_parser_shim.h"
@@ -104,6 +105,55 @@ inline Peek peek_at(const std::vector<uint8_t>& bytes, size_t from, uint8_t pois
 
 inline Peek peek_of(const std::string& text, uint8_t poison = 0xA5) {
   return peek_at(std::vector<uint8_t>(text.begin(), text.end()), 0, poison);
+}
+
+// What a parser made of a message, parsed twice: with 0xFF and with 0x00 past len, from a
+// poisoned struct (it must clear what it does not set). The two answers must agree.
+struct ParsedRequest {
+  uint32_t length = 0;
+  std::string name;
+  int counts = 0;
+  int method = 0;
+};
+
+struct ParsedResponse {
+  uint32_t length = 0;
+  int failed = 0;
+  int completes = 0;
+  int status = 0;
+};
+
+template <typename Parse>
+ParsedRequest parse_request_twice(Parse parse, Peek p, uint32_t off) {
+  ParsedRequest out[2];
+  for (int pass = 0; pass < 2; ++pass) {
+    for (uint32_t i = p.len; i < L7_PEEK; ++i) p.buf[i] = pass ? 0x00 : 0xFF;
+    l7_request req;
+    std::memset(&req, 0x5A, sizeof(req));
+    out[pass].length = parse(p.buf, off, p.len, &req);
+    out[pass].name.assign(req.name, strnlen(req.name, sizeof(req.name)));
+    out[pass].counts = req.counts;
+    out[pass].method = req.method;
+  }
+  EXPECT_EQ(out[0].length, out[1].length) << "bytes past len changed the result";
+  EXPECT_EQ(out[0].name, out[1].name);
+  return out[0];
+}
+
+template <typename Parse>
+ParsedResponse parse_response_twice(Parse parse, Peek p, uint32_t off) {
+  ParsedResponse out[2];
+  for (int pass = 0; pass < 2; ++pass) {
+    for (uint32_t i = p.len; i < L7_PEEK; ++i) p.buf[i] = pass ? 0x00 : 0xFF;
+    l7_response resp;
+    std::memset(&resp, 0x5A, sizeof(resp));
+    out[pass].length = parse(p.buf, off, p.len, &resp);
+    out[pass].failed = resp.failed;
+    out[pass].completes = resp.completes;
+    out[pass].status = resp.status;
+  }
+  EXPECT_EQ(out[0].length, out[1].length) << "bytes past len changed the result";
+  return out[0];
 }
 
 }  // namespace ea::test

@@ -5,18 +5,13 @@
 #include <cstring>
 #include <string>
 
+#include "l7_db_fixture.h"
 #include "l7_http1.h"
 
-namespace {
+using ea::test::Peek;
+using ea::test::peek_of;
 
-struct Peeked {
-  __u8 buf[L7_PEEK] = {};
-  __u32 len = 0;
-  explicit Peeked(const std::string& bytes) {
-    len = bytes.size() < L7_PEEK ? bytes.size() : L7_PEEK;
-    std::memcpy(buf, bytes.data(), len);
-  }
-};
+namespace {
 
 struct Request {
   __u32 length = 0;
@@ -25,7 +20,7 @@ struct Request {
 };
 
 Request parse_request(const std::string& bytes, __u32 off = 0) {
-  Peeked p(bytes);
+  Peek p = peek_of(bytes);
   l7_request req{};
   Request r;
   r.length = http1_parse_request(p.buf, off, p.len, &req);
@@ -109,24 +104,24 @@ TEST(Http1Parser, NotRequests) {
 
 TEST(Http1Parser, Responses) {
   std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-  Peeked p(ok);
+  Peek p = peek_of(ok);
   l7_response resp{};
   EXPECT_GT(http1_parse_response(p.buf, 0, p.len, &resp), p.len);  // nothing follows: the rest is its own
   EXPECT_EQ(resp.status, 200);
   EXPECT_EQ(resp.completes, 1);
 
-  Peeked cont("HTTP/1.1 100 Continue\r\n\r\n");
+  Peek cont = peek_of("HTTP/1.1 100 Continue\r\n\r\n");
   EXPECT_GT(http1_parse_response(cont.buf, 0, cont.len, &resp), 0u);
   EXPECT_EQ(resp.status, 100);
   EXPECT_EQ(resp.completes, 0);  // interim: the final response follows
 
-  Peeked old("HTTP/1.0 503 Service Unavailable\r\n\r\n");
+  Peek old = peek_of("HTTP/1.0 503 Service Unavailable\r\n\r\n");
   EXPECT_GT(http1_parse_response(old.buf, 0, old.len, &resp), 0u);
   EXPECT_EQ(resp.status, 503);
 
   for (const char* bad : {"HTTP/2 200\r\n\r\n", "HTTP/1.1 2000 OK\r\n", "HTTP/1.1 abc OK\r\n\r\n", "HTTP/1.1 600 X\r\n\r\n",
                           "GET / HTTP/1.1\r\n\r\n"}) {
-    Peeked p2(bad);
+    Peek p2 = peek_of(bad);
     EXPECT_EQ(http1_parse_response(p2.buf, 0, p2.len, &resp), 0u) << bad;
   }
 }
@@ -135,7 +130,7 @@ TEST(Http1Parser, PipelinedResponsesAreFoundAfterTheirBodies) {
   std::string first = "HTTP/1.1 200 OK\r\nServer: nginx\r\ncontent-length: 3\r\n\r\nok\n";
   std::string second = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
   std::string third = "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
-  Peeked p(first + second + third);
+  Peek p = peek_of(first + second + third);
   l7_response resp{};
   __u32 n = http1_parse_response(p.buf, 0, p.len, &resp);
   ASSERT_EQ(n, first.size());

@@ -17,45 +17,12 @@ using ea::test::peek_of;
 
 namespace {
 
-struct Request {
-  uint32_t length = 0;
-  std::string name;
-  int counts = 0;
-};
+using Request = ea::test::ParsedRequest;
+using Response = ea::test::ParsedResponse;
 
-struct Response {
-  uint32_t length = 0;
-  int failed = 0;
-  int completes = 0;
-};
-
-Request request_in(Peek p, uint32_t off = 0) {
-  Request out[2];
-  for (int pass = 0; pass < 2; ++pass) {
-    for (uint32_t i = p.len; i < L7_PEEK; ++i) p.buf[i] = pass ? 0x00 : 0xFF;
-    l7_request req;
-    std::memset(&req, 0x5A, sizeof(req));  // the parser must clear what it does not set
-    out[pass].length = postgres_parse_request(p.buf, off, p.len, &req);
-    out[pass].name.assign(req.name, strnlen(req.name, sizeof(req.name)));
-    out[pass].counts = req.counts;
-  }
-  EXPECT_EQ(out[0].length, out[1].length) << "bytes past len changed the result";
-  EXPECT_EQ(out[0].name, out[1].name);
-  return out[0];
-}
-
+Request request_in(Peek p, uint32_t off = 0) { return ea::test::parse_request_twice(postgres_parse_request, p, off); }
 Response response_in(Peek p, uint32_t off = 0) {
-  Response out[2];
-  for (int pass = 0; pass < 2; ++pass) {
-    for (uint32_t i = p.len; i < L7_PEEK; ++i) p.buf[i] = pass ? 0x00 : 0xFF;
-    l7_response resp;
-    std::memset(&resp, 0x5A, sizeof(resp));
-    out[pass].length = postgres_parse_response(p.buf, off, p.len, &resp);
-    out[pass].failed = resp.failed;
-    out[pass].completes = resp.completes;
-  }
-  EXPECT_EQ(out[0].length, out[1].length) << "bytes past len changed the result";
-  return out[0];
+  return ea::test::parse_response_twice(postgres_parse_response, p, off);
 }
 
 Request request(const std::string& bytes, uint32_t off = 0) { return request_in(peek_of(bytes), off); }

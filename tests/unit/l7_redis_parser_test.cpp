@@ -16,47 +16,19 @@ using ea::test::peek_of;
 
 namespace {
 
-struct Command {
-  uint32_t length = 0;
-  std::string name;
-  int counts = 0;
-};
-
-struct Reply {
-  uint32_t length = 0;
-  int failed = 0;
-  int completes = 0;
-};
+using Command = ea::test::ParsedRequest;
+using Reply = ea::test::ParsedResponse;
 
 Command command_in(Peek p, uint32_t off = 0) {
-  Command out[2];
-  for (int pass = 0; pass < 2; ++pass) {
-    for (uint32_t i = p.len; i < L7_PEEK; ++i) p.buf[i] = pass ? 0x00 : 0xFF;
-    l7_request req;
-    std::memset(&req, 0x5A, sizeof(req));  // the parser must clear what it does not set
-    out[pass].length = redis_parse_request(p.buf, off, p.len, &req);
-    out[pass].name.assign(req.name, strnlen(req.name, sizeof(req.name)));
-    out[pass].counts = req.counts;
-    EXPECT_EQ(req.method, 0);
-  }
-  EXPECT_EQ(out[0].length, out[1].length) << "bytes past len changed the result";
-  EXPECT_EQ(out[0].name, out[1].name);
-  return out[0];
+  Command c = ea::test::parse_request_twice(redis_parse_request, p, off);
+  EXPECT_EQ(c.method, 0);
+  return c;
 }
 
 Reply reply_in(Peek p, uint32_t off = 0) {
-  Reply out[2];
-  for (int pass = 0; pass < 2; ++pass) {
-    for (uint32_t i = p.len; i < L7_PEEK; ++i) p.buf[i] = pass ? 0x00 : 0xFF;
-    l7_response resp;
-    std::memset(&resp, 0x5A, sizeof(resp));
-    out[pass].length = redis_parse_response(p.buf, off, p.len, &resp);
-    out[pass].failed = resp.failed;
-    out[pass].completes = resp.completes;
-    EXPECT_EQ(resp.status, 0);
-  }
-  EXPECT_EQ(out[0].length, out[1].length) << "bytes past len changed the result";
-  return out[0];
+  Reply r = ea::test::parse_response_twice(redis_parse_response, p, off);
+  EXPECT_EQ(r.status, 0);
+  return r;
 }
 
 Command command(const std::string& text, uint32_t off = 0) { return command_in(peek_of(text), off); }
