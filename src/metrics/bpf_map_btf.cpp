@@ -46,6 +46,26 @@ bool is_integer(const std::vector<LabelDecoder>& decoders) {
          (decoders[0].kind == LabelDecoderKind::Uint || decoders[0].kind == LabelDecoderKind::Int);
 }
 
+// Why `type` is not `struct { __u64 count; __u64 sum; }`, or "" when it is.
+std::string not_count_and_sum(const struct btf* btf, const btf_type* type, uint32_t value_size) {
+  if (!btf_is_struct(type)) return "it is not a struct";
+  if (btf_vlen(type) != 2 || value_size != 16)
+    return fmt::format("it has {} members in {} bytes", btf_vlen(type), value_size);
+  constexpr std::string_view kNames[] = {"count", "sum"};
+  const btf_member* members = btf_members(type);
+  for (uint16_t i = 0; i < 2; ++i) {
+    std::string_view name = btf_member_name(btf, members[i]);
+    if (name != kNames[i]) return fmt::format("member {} is '{}', not '{}'", i + 1, name, kNames[i]);
+    const btf_type* member = skip_btf_modifiers(btf, members[i].type);
+    if (btf_member_bitfield_size(type, i) != 0 || btf_member_bit_offset(type, i) != i * 64u || !member ||
+        !btf_is_int(member) || member->size != 8 || (btf_int_encoding(member) & BTF_INT_SIGNED) ||
+        btf_int_bits(member) != 64)
+      return fmt::format("'{}' is {} at byte {}", name, btf_type_name(btf, members[i].type),
+                         btf_member_bit_offset(type, i) / 8);
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string describe_map_type(const struct btf* btf, uint32_t type_id, uint32_t size) {
@@ -109,15 +129,29 @@ Result<MapValueType> map_value_type(const struct btf* btf, uint32_t value_type_i
                                     MetricKind kind) {
   MapValueType value{.size = value_size};
   std::string described = describe_map_type(btf, value_type_id, value_size);
+  const bool histogram = kind == MetricKind::Histogram;
   if (btf && value_type_id != 0) {
     const btf_type* type = skip_btf_modifiers(btf, value_type_id);
+    if (histogram && type && btf_is_composite(type)) {
+      std::string why = not_count_and_sum(btf, type, value_size);
+      if (!why.empty())
+        return failf("the map's value is {}; a histogram reads one unsigned integer per key (e.g. __u64) or "
+                     "struct {{ __u64 count; __u64 sum; }} ({})",
+                     described, why);
+      value.count_and_sum = true;
+      return value;
+    }
     if (!type || !(btf_is_int(type) || btf_is_enum(type)))
-      return failf("the map's value is {}; a map metric reads one integer per key (e.g. __u64)", described);
+      return failf("the map's value is {}; a map metric reads one integer per key (e.g. __u64){}", described,
+                   histogram ? " or, for a histogram, struct { __u64 count; __u64 sum; }" : "");
     value.is_signed = btf_is_int(type) ? (btf_int_encoding(type) & BTF_INT_SIGNED) != 0 : btf_kflag(type);
   }
   if (!integer_size(value_size))
-    return failf("the map's value is {}; a map metric reads one integer of 1, 2, 4 or 8 bytes per key", described);
-  if (kind == MetricKind::Histogram && value.is_signed)
+    return failf("the map's value is {}; a map metric reads one integer of 1, 2, 4 or 8 bytes per key{}", described,
+                 histogram && value_size == 16 && (!btf || value_type_id == 0)
+                     ? " (a histogram's struct { __u64 count; __u64 sum; } is known by the map's BTF, which it lacks)"
+                     : "");
+  if (histogram && value.is_signed)
     return failf("the map's value is {}, signed; histogram buckets hold counts — make it unsigned (e.g. __u64)",
                  described);
   return value;

@@ -19,11 +19,15 @@ Result<std::vector<MapMetricLabel>> labels_from_key_btf(const struct btf* btf, u
                                                         const SourcePos& pos);
 
 struct MapValueType {
-  uint32_t size = 0;  // 1, 2, 4 or 8
+  uint32_t size = 0;  // 1, 2, 4 or 8; 16 for count_and_sum
   bool is_signed = false;
+  // Histograms only: the value is `struct { __u64 count; __u64 sum; }` (count at offset 0, sum
+  // at 8), so that a program adds an observation with one lookup of its bucket key.
+  bool count_and_sum = false;
 };
 // The value must be one integer (BTF, when the map has it, tells its signedness); histograms
-// count, so theirs must be unsigned.
+// count, so theirs must be unsigned, or be the {count, sum} struct above (told by its BTF: a map
+// without BTF reads one integer).
 Result<MapValueType> map_value_type(const struct btf* btf, uint32_t value_type_id, uint32_t value_size,
                                     MetricKind kind);
 

@@ -32,13 +32,23 @@ void BucketLayout::add(HistogramData& histogram, int64_t key, uint64_t value) co
     histogram.sum += static_cast<double>(value) * multiplier_;
     return;
   }
+  add_to_bucket(histogram, key, value);
+}
+
+void BucketLayout::add_count_and_sum(HistogramData& histogram, int64_t key, uint64_t count, uint64_t sum) const {
+  if (histogram.counts.size() != bounds_.size() + 1) return;
+  histogram.sum += static_cast<double>(sum) * multiplier_;
+  add_to_bucket(histogram, key, count);
+}
+
+void BucketLayout::add_to_bucket(HistogramData& histogram, int64_t key, uint64_t count) const {
   size_t bucket = 0;
   if (key > 0) {
     auto it = std::ranges::lower_bound(keys_, static_cast<uint64_t>(key));
     bucket = static_cast<size_t>(it - keys_.begin());  // keys_.size() = +Inf
   }
-  histogram.counts[bucket] += value;
-  histogram.count += value;
+  histogram.counts[bucket] += count;
+  histogram.count += count;
 }
 
 }  // namespace ea

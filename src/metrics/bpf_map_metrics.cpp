@@ -7,6 +7,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 
 #include <bpf/bpf.h>
@@ -136,6 +137,18 @@ int64_t MapMetric::sum_signed(std::span<const std::byte> value) const {
   return static_cast<int64_t>(sum);
 }
 
+std::pair<uint64_t, uint64_t> MapMetric::sum_count_and_sum(std::span<const std::byte> value) const {
+  const MapShape& shape = reader_.shape();
+  const size_t stride = shape.value_stride();
+  uint64_t count = 0, sum = 0;  // wrapping, like the kernel's own counters
+  for (size_t at = 0; at + 2 * sizeof(uint64_t) <= value.size(); at += stride) {
+    count += load<uint64_t>(value.data() + at);
+    sum += load<uint64_t>(value.data() + at + sizeof(uint64_t));
+    if (!shape.per_cpu()) break;
+  }
+  return {count, sum};
+}
+
 MetricFamily MapMetric::build(const MapEntries& entries) {
   const MapShape& shape = reader_.shape();
   MetricFamily family{spec_.name, help_, spec_.unit, spec_.kind, owner_spec_, {}};
@@ -148,8 +161,12 @@ MetricFamily MapMetric::build(const MapEntries& entries) {
   for (size_t i = 0; i < count; ++i) {
     std::span<const std::byte> key = entries.key(shape, i);
     std::span<const std::byte> value = entries.value(shape, i);
-    uint64_t raw = value_type_.is_signed ? static_cast<uint64_t>(sum_signed(value)) : sum_unsigned(value);
-    if (shape.array() && raw == 0) continue;  // an array entry nothing wrote to
+    uint64_t raw = 0, observed_sum = 0;  // observed_sum: a {count, sum} value's sum
+    if (value_type_.count_and_sum)
+      std::tie(raw, observed_sum) = sum_count_and_sum(value);
+    else
+      raw = value_type_.is_signed ? static_cast<uint64_t>(sum_signed(value)) : sum_unsigned(value);
+    if (shape.array() && raw == 0 && observed_sum == 0) continue;  // an array entry nothing wrote to
     pairs.clear();
     joined.clear();
     bool keep = true;
@@ -172,7 +189,11 @@ MetricFamily MapMetric::build(const MapEntries& entries) {
     }
     MetricSeries& series = family.series[it->second];
     if (histogram) {
-      layout_->add(series.histogram, bucket_->chain.integer(key.subspan(bucket_->offset, bucket_->size)), raw);
+      int64_t bucket = bucket_->chain.integer(key.subspan(bucket_->offset, bucket_->size));
+      if (value_type_.count_and_sum)
+        layout_->add_count_and_sum(series.histogram, bucket, raw, observed_sum);
+      else
+        layout_->add(series.histogram, bucket, raw);
     } else {
       double number = value_type_.is_signed ? static_cast<double>(static_cast<int64_t>(raw)) : static_cast<double>(raw);
       series.value += number * spec_.value_scale;

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/result.h"
@@ -36,9 +37,9 @@ struct MetricMapInfo {
 // One `metrics:` entry bound to its map.
 class MapMetric {
  public:
-  // Checks the map against the metric (type, key size = the labels' sizes, value an integer,
-  // labels inferred from the key's BTF when none are given). Errors start with the metric's
-  // position and say what to change.
+  // Checks the map against the metric (type, key size = the labels' sizes, value an integer or
+  // a histogram's {count, sum}, labels inferred from the key's BTF when none are given). Errors
+  // start with the metric's position and say what to change.
   static Result<std::unique_ptr<MapMetric>> bind(const MapMetricSpec& spec, const MetricMapInfo& map,
                                                  std::string owner_spec);
   ~MapMetric();
@@ -56,6 +57,8 @@ class MapMetric {
   // Sum of the per-CPU copies of one entry's value, as unsigned or signed 64-bit.
   uint64_t sum_unsigned(std::span<const std::byte> value) const;
   int64_t sum_signed(std::span<const std::byte> value) const;
+  // The same for a {count, sum} value: {count, sum}, each summed over CPUs.
+  std::pair<uint64_t, uint64_t> sum_count_and_sum(std::span<const std::byte> value) const;
 
   struct Label {
     std::string name;  // "" = padding

@@ -96,7 +96,8 @@ def refuses_a_missing_map(workdir):
     output = result.stdout + result.stderr
     assert result.returncode != 0, f"a metric over a missing map was accepted:\n{output}"
     expected = (f"{spec}:9:11: metric 'getppid_calls': program 'syscalls' has no map 'getppid_call' — use one of: "
-                "getppid_calls, getppid_total, sleep_latency, sleep_start (did you mean 'getppid_calls'?)")
+                "getppid_calls, getppid_total, sleep_latency, sleep_latency_sum, sleep_start "
+                "(did you mean 'getppid_calls'?)")
     assert expected in output, f"missing-map error not as expected:\n{output}"
 
 
