@@ -2,13 +2,16 @@
 """What the agent's HTTP metrics cost a busy web server, against the packet-copy approach.
 
 nginx answers a trivial response on core 0; wrk loads it from core 1 over keep-alive connections.
-Rounds alternate three modes so that drift on this shared machine hits them alike:
+Rounds alternate these modes so that drift on this shared machine hits them alike:
   off      nothing observes nginx (the baseline)
   agent    `ebpf-agent run --builtin http` (HTTP/1.x paired and aggregated in the kernel), as
            installed: the kernel's BPF run-time statistics on, which costs two clock reads per
            program run on every BPF program of the host
   nostats  the same with --no-bpf-stats: the cost of the HTTP metrics alone
   tcpdump  tcpdump capturing the port (every packet copied to user space)
+  bpftrace bpftrace counting nginx's calls on two system-call tracepoints (recvfrom and writev):
+           the floor of any design hooked on system calls, which sends every system call of the
+           host through the kernel's slow path
 and the figures are medians of each mode's throughput over the baseline's. In agent rounds it also
 reads the kernel's BPF run-time statistics (the agent keeps kernel.bpf_stats_enabled on) for the
 kernel-side cost per request, and the agent's own CPU time per request.
@@ -78,18 +81,30 @@ def run_wrk(port, seconds, connections):
 
 
 def l7_program_stats():
-    """(run_time_ns, run_cnt) summed over the agent's l7 programs."""
+    """{program name: (run_time_ns, run_cnt)} for the agent's l7 programs."""
     progs = json.loads(subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True,
                                       check=True).stdout)
-    time_ns = sum(p.get("run_time_ns", 0) for p in progs if p.get("name", "").startswith("l7_"))
-    count = sum(p.get("run_cnt", 0) for p in progs if p.get("name", "").startswith("l7_"))
-    return time_ns, count
+    return {p["name"]: (p.get("run_time_ns", 0), p.get("run_cnt", 0))
+            for p in progs if p.get("name", "").startswith("l7_")}
 
 
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+BPFTRACE_COUNT = ('tracepoint:syscalls:sys_enter_recvfrom,tracepoint:syscalls:sys_enter_writev '
+                  '/comm == "nginx"/ { @[probe] = count(); }')
+
+
+def start_bpftrace():
+    proc = subprocess.Popen(["bpftrace", "-e", BPFTRACE_COUNT], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    for line in proc.stdout:  # "Attaching 2 probes..." once it is in place
+        if "Attaching" in line:
+            return proc
+    raise SystemExit(f"bpftrace exited: {proc.wait()}")
 
 
 class Agent:
@@ -122,7 +137,7 @@ def main():
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("SKIPPED: needs root"); return 77
-    for tool in ("nginx", "wrk", "tcpdump", "bpftool", "taskset"):
+    for tool in ("nginx", "wrk", "tcpdump", "bpftool", "taskset", "bpftrace"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             print(f"SKIPPED: {tool} is not installed (make deps)"); return 77
     if os.cpu_count() < 2:
@@ -136,8 +151,8 @@ def main():
         f.write(NGINX_CONF.format(dir=workdir, port=port))
     nginx = subprocess.Popen(["taskset", "-c", "0", shutil.which("nginx") or "/usr/sbin/nginx", "-c", conf,
                               "-p", workdir])
-    rates = {"off": [], "agent": [], "nostats": [], "tcpdump": []}
-    kernel_ns, agent_cpu_ns = [], []
+    rates = {"off": [], "agent": [], "nostats": [], "tcpdump": [], "bpftrace": []}
+    kernel_ns, agent_cpu_ns, per_program = [], [], {}
     try:
         wait_listening(port, nginx)
         run_wrk(port, 1, args.connections)  # warm up
@@ -153,15 +168,23 @@ def main():
                     observer = subprocess.Popen(["tcpdump", "-i", "lo", "-w", "/dev/null", "-B", "8192",
                                                  "tcp", "port", str(port)], stderr=subprocess.DEVNULL)
                     time.sleep(1)
+                elif mode == "bpftrace":
+                    observer = start_bpftrace()
                 requests, rate = run_wrk(port, args.seconds, args.connections)
                 if mode == "agent":
                     after_stats, after_cpu = l7_program_stats(), cpu_seconds(observer.proc.pid)
-                    kernel_ns.append((after_stats[0] - before_stats[0]) / requests)
+                    spent = {name: (time_ns - before_stats.get(name, (0, 0))[0],
+                                    runs - before_stats.get(name, (0, 0))[1])
+                             for name, (time_ns, runs) in after_stats.items()}
+                    kernel_ns.append(sum(time_ns for time_ns, _ in spent.values()) / requests)
+                    for name, (time_ns, runs) in spent.items():
+                        if runs:
+                            per_program.setdefault(name, []).append((runs / requests, time_ns / runs))
                     agent_cpu_ns.append((after_cpu - before_cpu) * 1e9 / requests)
                     observer.stop()
                 elif mode == "nostats":
                     observer.stop()
-                elif mode == "tcpdump":
+                elif mode in ("tcpdump", "bpftrace"):
                     observer.terminate()
                     observer.wait()
                 rates[mode].append(rate)
@@ -176,8 +199,13 @@ def main():
     print(f"agent --builtin http: {statistics.median(rates['agent']) / base:.3f} of baseline (target >= 0.97)")
     print(f"  with --no-bpf-stats: {statistics.median(rates['nostats']) / base:.3f} of baseline")
     print(f"tcpdump on the port:  {statistics.median(rates['tcpdump']) / base:.3f} of baseline")
+    print(f"bpftrace counting two syscall tracepoints: {statistics.median(rates['bpftrace']) / base:.3f} of baseline")
     print(f"kernel-side cost: {statistics.median(kernel_ns):.0f} ns per request (BPF run time of the l7 programs, "
-          f"both nginx and wrk observed; target <= 250)")
+          f"both nginx and wrk observed; target <= 250), "
+          f"{statistics.median(kernel_ns) / 2:.0f} ns per observed request (server or client side)")
+    for name, figures in sorted(per_program.items()):
+        print(f"  {name:20s} {statistics.median(r for r, _ in figures):5.2f} runs per request, "
+              f"{statistics.median(t for _, t in figures):5.0f} ns per run")
     tick_ns = 1e9 / os.sysconf("SC_CLK_TCK")
     print(f"agent user-space CPU: {statistics.median(agent_cpu_ns):.0f} ns per request (target <= 1000; the clock "
           f"counts in {tick_ns / 1e6:.0f} ms ticks, so 0 means under one tick per run)")

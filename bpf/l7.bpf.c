@@ -1,6 +1,7 @@
 // L7 request metrics aggregated in the kernel (the built-in `http` spec, docs/l7.md).
 //
-// Socket syscalls (read/write, recvfrom/sendto, readv/writev, recvmsg/sendmsg) and OpenSSL's
+// The sockets' send/receive tracepoints (for read/write, recvfrom/sendto, readv/writev,
+// recvmsg/sendmsg, whose user buffer the calling thread's registers give) and OpenSSL's
 // SSL_read/SSL_write (plaintext) feed one per-connection state machine: the first message decides
 // the protocol and whether this process serves or calls, requests wait in a small FIFO (keep-alive
 // and pipelining), and each response pops the oldest and adds to a latency histogram keyed by
@@ -15,6 +16,7 @@
 #include "ea_histogram.h"
 #include "l7.h"
 #include "l7_http1.h"
+#include "l7_syscalls.h"
 #if __has_include("l7_redis.h")
 #include "l7_redis.h"
 #define L7_HAVE_REDIS 1
@@ -43,25 +45,25 @@ __u64 l7_traces_dropped = 0;
 // can prove redundant, which the verifier cannot.
 #define VERIFIER_BOUND(value, mask) ({ __u32 _v = (value); barrier_var(_v); _v & (mask); })
 
-#define S_IFMT 00170000
-#define S_IFSOCK 0140000
+#define MSG_PEEK 2
+#define PF_IO_WORKER 0x00000010
+#define PF_KTHREAD 0x00200000
+#define SOCK_STREAM 1
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
 
-enum io_kind { IO_NONE = 0, IO_BUF = 1, IO_IOV = 2, IO_MSG = 3 };
+enum io_kind { IO_BUF = 1, IO_IOV = 2 };
 
-// What a syscall's entry leaves for its exit, and what an SSL call in progress leaves for the
-// syscalls it makes; per thread, in task storage (no hashing on the hot path).
+// What an SSL call in progress leaves for its return and for the socket I/O it makes; per
+// thread, in task storage (no hashing).
 struct thread_io {
-  __u64 ptr;     // buffer, iovec array or msghdr
-  __u32 fd;
-  __u8 kind;     // enum io_kind
-  __u8 egress;
-  __u8 in_ssl;   // an SSL_read/SSL_write of this thread is in progress
-  __u8 ssl_egress;
   __u64 ssl;     // the SSL object of the call in progress
   __u64 ssl_buf;
   __u64 ssl_bytes_out;  // SSL_read_ex / SSL_write_ex: where the byte count is written
-  __s32 ssl_fd;  // socket the SSL call used, -1 until seen
-  __u32 iovcnt;
+  __u8 in_ssl;   // an SSL_read/SSL_write of this thread is in progress
+  __u8 ssl_egress;
+  __u8 pad[6];
 };
 
 struct {
@@ -70,13 +72,6 @@ struct {
   __type(key, int);
   __type(value, struct thread_io);
 } thread_io SEC(".maps");
-
-// One entry per socket: its TLS plaintext (from the SSL probes) and its ciphertext (from the
-// syscalls, never classified) share it, so that a close ends both with one lookup.
-struct conn_key {
-  __u32 tgid;
-  __u32 fd;   // socket fd; for TLS whose socket was never seen, folded from the SSL object
-};
 
 struct pending_request {
   __u64 start_ns;
@@ -95,17 +90,23 @@ struct conn_state {
   __u8 from_start;
   __u8 tls;       // its messages come from the TLS library probes
   __u8 pad[2];
+  char comm[L7_COMM_LEN];  // the process that first used it (a helper call saved per request)
+  __u32 tgid;              // and its id and fd: HTTP/2 records, the close included, carry them
+  __u32 fd;
   struct pending_request pending[L7_MAX_PENDING];
 };
 
-// LRU: a close we never saw (a process killed) must not leak an entry forever.
+// A plain connection's state lives with its socket: found from the socket the tracepoint gives,
+// gone when the socket is, so a reused fd number never inherits it.
 struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, 16384);
-  __type(key, struct conn_key);
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
   __type(value, struct conn_state);
-} l7_conns SEC(".maps");
+} l7_sock_conns SEC(".maps");
 
+// A TLS connection's plaintext state lives with its SSL object (SSL_free ends it). LRU: an
+// SSL_free we never saw (a process killed) must not leak an entry forever.
 struct ssl_key {
   __u32 tgid;
   __u32 pad;
@@ -116,35 +117,35 @@ struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, 16384);
   __type(key, struct ssl_key);
-  __type(value, __s32);
-} l7_ssl_fds SEC(".maps");
+  __type(value, struct conn_state);
+} l7_tls_conns SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
   __uint(max_entries, 16384);
   __type(key, struct http_metric_key);
-  __type(value, __u64);
+  __type(value, struct ea_hist_value);
 } http_server_latency SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
   __uint(max_entries, 16384);
   __type(key, struct http_metric_key);
-  __type(value, __u64);
+  __type(value, struct ea_hist_value);
 } http_client_latency SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
   __uint(max_entries, 8192);
   __type(key, struct db_metric_key);
-  __type(value, __u64);
+  __type(value, struct ea_hist_value);
 } db_server_latency SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
   __uint(max_entries, 8192);
   __type(key, struct db_metric_key);
-  __type(value, __u64);
+  __type(value, struct ea_hist_value);
 } db_client_latency SEC(".maps");
 
 // The route cardinality cap: a route not yet known is admitted while there is room.
@@ -209,26 +210,12 @@ static __always_inline struct thread_io *current_thread_io(int create) {
 
 static __always_inline int traced_process(__u32 tgid) { return !target_tgid || tgid == target_tgid; }
 
-// Walks the current task's fd table: direct loads through BTF-typed pointers where the verifier
-// allows them (cheaper than a helper call per step), probe reads where it cannot follow.
-static __always_inline int fd_is_socket(__u32 fd) {
-  struct task_struct *task = bpf_get_current_task_btf();
-  struct files_struct *files = task->files;
-  if (!files) return 0;
-  struct fdtable *fdt = files->fdt;
-  if (!fdt || fd >= fdt->max_fds) return 0;
-  struct file *file = 0;
-  if (bpf_probe_read_kernel(&file, sizeof file, &fdt->fd[fd]) || !file) return 0;
-  __u16 mode = BPF_CORE_READ(file, f_inode, i_mode);
-  return (mode & S_IFMT) == S_IFSOCK;
-}
-
 // Microseconds rounded up to the histogram's keys 1, 2, 3, 4, 6, 8, 12, ... 2^26 (two per
 // power of two: enough to place a quantile within 50 %, few enough series to expose).
 static __always_inline __u32 latency_key(__u64 ns) {
   __u64 us = (ns + 999) / 1000;
   if (us <= 1) return 1;
-  if (us > L7_LATENCY_MAX_KEY) return L7_LATENCY_SUM_KEY + 1;
+  if (us > L7_LATENCY_MAX_KEY) return L7_LATENCY_MAX_KEY + 1;  // +Inf
   __u32 k = ea_exp2_bucket(us, 26);
   if (k >= 2 && us <= (3ull << (k - 2))) return 3u << (k - 2);
   return 1u << k;
@@ -245,39 +232,27 @@ static __always_inline void cap_route(char *route) {
   __builtin_memcpy(route, "_overflow", 10);
 }
 
-static __always_inline void add_to(void *map, void *key, __u64 amount) {
-  __u64 *value = bpf_map_lookup_elem(map, key);
-  if (value) {
-    *value += amount;  // this CPU's copy
-    return;
-  }
-  if (!bpf_map_update_elem(map, key, &amount, BPF_NOEXIST)) return;
-  value = bpf_map_lookup_elem(map, key);  // another context of this CPU created it first
-  if (value) *value += amount;
-}
-
-// Adds a request to a latency histogram: its sum first, since a series that has one exists
-// already, so `capped_route` (when given) goes through the route cap only when a series starts;
-// then its bucket. Two map lookups in the steady state.
+// Adds a request to a latency histogram: one lookup of its bucket's entry, which counts and sums.
+// `capped_route` (when given) goes through the route cap only when an entry starts.
 static __always_inline void observe(void *map, void *key, __u32 *bucket, __u64 duration_ns, char *capped_route) {
-  __u64 micros = (duration_ns + 999) / 1000;
-  *bucket = L7_LATENCY_SUM_KEY;
-  __u64 *sum = bpf_map_lookup_elem(map, key);
-  if (sum) {
-    *sum += micros;
-  } else {
-    if (capped_route) cap_route(capped_route);
-    add_to(map, key, micros);
-  }
   *bucket = latency_key(duration_ns);
-  add_to(map, key, 1);
+  struct ea_hist_value *value = bpf_map_lookup_elem(map, key);
+  if (!value) {
+    if (capped_route) cap_route(capped_route);
+    struct ea_hist_value zero = {};
+    bpf_map_update_elem(map, key, &zero, BPF_NOEXIST);  // fails when another context made it first
+    value = bpf_map_lookup_elem(map, key);
+    if (!value) return;
+  }
+  value->count += 1;  // this CPU's copy
+  value->sum += (duration_ns + 999) / 1000;
 }
 
 static __always_inline void record_http(struct scratch *s, struct conn_state *conn, struct pending_request *request,
                                         __u16 status, __u64 duration) {
   struct http_metric_key *k = &s->http_key;
   __builtin_memcpy(k->route, request->name, L7_ROUTE_LEN);
-  bpf_get_current_comm(k->comm, sizeof k->comm);
+  __builtin_memcpy(k->comm, conn->comm, L7_COMM_LEN);
   k->method = request->method;
   k->tls = conn->tls;
   k->status = status;
@@ -292,7 +267,7 @@ static __always_inline void record_db(struct scratch *s, struct conn_state *conn
   struct db_metric_key *k = &s->db_key;
   __builtin_memcpy(k->operation, request->name, L7_OPERATION_LEN);
   k->operation[L7_OPERATION_LEN - 1] = 0;
-  bpf_get_current_comm(k->comm, sizeof k->comm);
+  __builtin_memcpy(k->comm, conn->comm, L7_COMM_LEN);
   k->system = conn->protocol;
   k->failed = request->failed;
   k->pad[0] = k->pad[1] = 0;
@@ -300,15 +275,15 @@ static __always_inline void record_db(struct scratch *s, struct conn_state *conn
           duration, 0);
 }
 
-static __always_inline void trace_request(struct scratch *s, struct conn_state *conn, struct conn_key *key,
+static __always_inline void trace_request(struct scratch *s, struct conn_state *conn, __u32 tgid, __u32 fd,
                                           struct pending_request *request, __u16 status, __u64 now, __u64 duration) {
   if (!trace_every || ++s->traced % trace_every) return;
   struct l7_trace_event *t = &s->trace;
   t->ts_ns = now;
   t->duration_ns = duration;
-  t->tgid = key->tgid;
-  t->fd = key->fd;
-  bpf_get_current_comm(t->comm, sizeof t->comm);
+  t->tgid = tgid;
+  t->fd = fd;
+  __builtin_memcpy(t->comm, conn->comm, L7_COMM_LEN);
   __builtin_memcpy(t->name, request->name, L7_ROUTE_LEN);
   t->protocol = conn->protocol;
   t->role = conn->role;
@@ -386,8 +361,9 @@ static __always_inline __u32 l7_parse_response(struct scratch *s, __u8 protocol,
 struct walk {
   struct scratch *s;
   struct conn_state *conn;
-  struct conn_key *key;
   __u64 now;
+  __u32 tgid;
+  __u32 fd;
   __u32 off;
   __u32 len;
 };
@@ -443,7 +419,7 @@ static long take_response(__u32 index, struct walk *w) {
       __u64 duration = w->now > p->start_ns ? w->now - p->start_ns : 0;
       if (conn->protocol == L7_PROTO_HTTP1) record_http(s, conn, p, resp->status, duration);
       else record_db(s, conn, p, duration);
-      trace_request(s, conn, w->key, p, resp->status, w->now, duration);
+      trace_request(s, conn, w->tgid, w->fd, p, resp->status, w->now, duration);
       conn->head = (conn->head + 1) & (L7_MAX_PENDING - 1);
       conn->count--;
     }
@@ -549,15 +525,25 @@ static long capture_step(__u32 index, struct capture_walk *w) {
   return 0;
 }
 
+// Where bytes came from: a plain socket (its storage holds the connection) or a TLS library call
+// (the SSL object keys it).
+struct origin {
+  struct sock *sk;        // plain
+  struct ssl_key tls_key; // TLS
+  __u32 tgid;
+  __u32 fd;               // the socket's fd; for TLS, folded from the SSL object
+  __u8 tls;
+};
+
 // Sends what the syscall moved on an HTTP/2 connection to user space; bytes that could not be
 // copied become a gap record the user-space reader recovers from.
-static __always_inline void capture(struct scratch *s, struct conn_state *conn, struct conn_key *key, __u8 egress,
+static __always_inline void capture(struct scratch *s, struct conn_state *conn, __u8 egress,
                                     __u8 kind, __u64 ptr, __u32 iovcnt, __u32 bytes, __u64 now) {
   struct l7_payload_header *h = &s->payload_header;
   h->ts_ns = now;
-  h->tgid = key->tgid;
-  h->fd = key->fd;
-  bpf_get_current_comm(h->comm, sizeof h->comm);
+  h->tgid = conn->tgid;
+  h->fd = conn->fd;
+  __builtin_memcpy(h->comm, conn->comm, L7_COMM_LEN);
   h->egress = egress;
   h->tls = conn->tls;
   h->role = conn->role;
@@ -580,9 +566,9 @@ static __always_inline void capture(struct scratch *s, struct conn_state *conn, 
 }
 
 // Requests are what the server reads and the client writes; responses the other way round.
-static __always_inline void pair(struct scratch *s, struct conn_state *conn, struct conn_key *key, __u8 egress,
+static __always_inline void pair(struct scratch *s, struct conn_state *conn, struct origin *o, __u8 egress,
                                  __u32 len, __u64 now) {
-  struct walk w = {.s = s, .conn = conn, .key = key, .now = now, .off = 0, .len = len};
+  struct walk w = {.s = s, .conn = conn, .now = now, .tgid = o->tgid, .fd = o->fd, .off = 0, .len = len};
   if ((conn->role == L7_ROLE_SERVER) != egress) {
     __builtin_memset(s->carried_name, 0, L7_ROUTE_LEN);
     bpf_loop(L7_MAX_MESSAGES, take_request, &w, 0);
@@ -591,157 +577,132 @@ static __always_inline void pair(struct scratch *s, struct conn_state *conn, str
   }
 }
 
-static __always_inline void on_data(struct conn_key *key, __u8 tls, __u8 egress, __u8 kind, __u64 ptr, __u32 iovcnt,
-                                    __u32 bytes) {
+static __always_inline struct conn_state *new_connection(struct scratch *s, struct origin *o, __u8 protocol,
+                                                         __u8 egress) {
+  struct conn_state *fresh = &s->new_conn;
+  __builtin_memset(fresh, 0, sizeof *fresh);
+  fresh->conn_id = (++s->next_conn_id << 8) | bpf_get_smp_processor_id();
+  fresh->protocol = protocol;
+  fresh->role = egress ? L7_ROLE_CLIENT : L7_ROLE_SERVER;
+  fresh->from_start = protocol == L7_PROTO_HTTP2;
+  fresh->tls = o->tls;
+  fresh->tgid = o->tgid;
+  fresh->fd = o->fd;
+  bpf_get_current_comm(fresh->comm, sizeof fresh->comm);
+  if (!o->tls) return bpf_sk_storage_get(&l7_sock_conns, o->sk, fresh, BPF_SK_STORAGE_GET_F_CREATE);
+  bpf_map_update_elem(&l7_tls_conns, &o->tls_key, fresh, BPF_ANY);
+  return bpf_map_lookup_elem(&l7_tls_conns, &o->tls_key);
+}
+
+// `conn` is the connection's state, or null when none is known yet.
+static __always_inline void on_data(struct conn_state *conn, struct origin *o, __u8 egress, __u8 kind, __u64 ptr,
+                                    __u32 iovcnt, __u32 bytes) {
   __u32 zero = 0;
   struct scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
   if (!s) return;
   __u64 now = bpf_ktime_get_ns();
-  struct conn_state *conn = bpf_map_lookup_elem(&l7_conns, key);
-  if (conn && conn->tls != tls) return;  // ciphertext outside an SSL call (a handshake)
   if (conn && conn->protocol == L7_PROTO_HTTP2) {
-    capture(s, conn, key, egress, kind, ptr, iovcnt, bytes, now);
+    capture(s, conn, egress, kind, ptr, iovcnt, bytes, now);
     return;
   }
   if (!conn) {
-    // Files and pipes, most of a host's I/O, stop here: a socket check only for fds that are not
-    // known connections, so established connections do not pay it.
-    if (!tls && !fd_is_socket(key->fd)) return;
     if (!may_start_request(s->buf, peek(s, kind, ptr, iovcnt, bytes, 8))) return;
     __u32 len = peek(s, kind, ptr, iovcnt, bytes, L7_PEEK);
     __u8 protocol = l7_classify(s, len);
     if (protocol == L7_PROTO_UNKNOWN) return;
-    struct conn_state *fresh = &s->new_conn;
-    __builtin_memset(fresh, 0, sizeof *fresh);
-    fresh->conn_id = (++s->next_conn_id << 8) | bpf_get_smp_processor_id();
-    fresh->protocol = protocol;
-    fresh->role = egress ? L7_ROLE_CLIENT : L7_ROLE_SERVER;
-    fresh->from_start = protocol == L7_PROTO_HTTP2;
-    fresh->tls = tls;
-    bpf_map_update_elem(&l7_conns, key, fresh, BPF_ANY);
-    conn = bpf_map_lookup_elem(&l7_conns, key);
+    conn = new_connection(s, o, protocol, egress);
     if (!conn) return;
     if (protocol == L7_PROTO_HTTP2) {
-      capture(s, conn, key, egress, kind, ptr, iovcnt, bytes, now);
+      capture(s, conn, egress, kind, ptr, iovcnt, bytes, now);
       return;
     }
-    pair(s, conn, key, egress, len, now);
+    pair(s, conn, o, egress, len, now);
     return;
   }
   // An HTTP response needs only its status line, unless pipelined responses follow it.
   int status_line_only = conn->protocol == L7_PROTO_HTTP1 && conn->count <= 1 && (conn->role == L7_ROLE_SERVER) == egress;
   __u32 len = peek(s, kind, ptr, iovcnt, bytes, status_line_only ? 16 : L7_PEEK);
-  if (len) pair(s, conn, key, egress, len, now);
+  if (len) pair(s, conn, o, egress, len, now);
 }
 
-
-// --- socket syscalls -------------------------------------------------------------------------
-
-static __always_inline int enter_io(__u32 fd, __u64 ptr, __u8 kind, __u8 egress, __u32 iovcnt) {
-  __u64 pid_tgid = bpf_get_current_pid_tgid();
-  if (!traced_process(pid_tgid >> 32)) return 0;
-  struct thread_io *io = current_thread_io(1);
-  if (!io) return 0;
-  io->fd = fd;
-  io->ptr = ptr;
-  io->kind = kind;
-  io->egress = egress;
-  io->iovcnt = iovcnt;
-  if (io->in_ssl && io->ssl_fd < 0) io->ssl_fd = fd;  // the socket under the SSL call in progress
-  return 0;
+// Tells an HTTP/2 connection's reader in user space that it ended.
+static __always_inline void send_close_record(struct conn_state *conn) {
+  __u32 zero = 0;
+  struct scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
+  if (!s) return;
+  struct l7_payload_header *h = &s->payload_header;
+  __builtin_memset(h, 0, sizeof *h);
+  h->ts_ns = bpf_ktime_get_ns();
+  h->tgid = conn->tgid;
+  h->fd = conn->fd;
+  h->tls = conn->tls;
+  h->role = conn->role;
+  h->flags = L7_PAYLOAD_CLOSED;
+  h->conn_id = conn->conn_id;
+  __builtin_memcpy(h->comm, conn->comm, L7_COMM_LEN);
+  if (bpf_ringbuf_output(&l7_payload, h, sizeof *h, 0)) __sync_fetch_and_add(&l7_payload_dropped, 1);
 }
 
-static __always_inline int exit_io(long ret) {
-  __u64 pid_tgid = bpf_get_current_pid_tgid();
-  if (!traced_process(pid_tgid >> 32)) return 0;
-  struct thread_io *io = current_thread_io(0);
-  if (!io || io->kind == IO_NONE) return 0;
-  __u8 kind = io->kind;
-  io->kind = IO_NONE;
+// --- socket I/O --------------------------------------------------------------------------------
+//
+// The sockets' own tracepoints fire after a send or receive on a socket and nothing else, so the
+// rest of the host's system calls stay on their fast path (syscall tracepoints would send every
+// system call of every process through the slow path). The user buffer comes from the registers
+// the calling thread entered the kernel with.
+
+// Only the byte streams our protocols run on: TCP and Unix stream sockets.
+static __always_inline int stream_socket(struct sock *sk) {
+  __u16 family = sk->__sk_common.skc_family;
+  return sk->sk_type == SOCK_STREAM && (family == AF_INET || family == AF_INET6 || family == AF_UNIX);
+}
+
+static __always_inline int on_socket_io(struct sock *sk, int bytes, int flags, __u8 egress) {
+  if (!sk || bytes <= 0 || (flags & MSG_PEEK)) return 0;  // peeked bytes are read again
+  struct task_struct *task = bpf_get_current_task_btf();
+  __u32 tgid = task->tgid;
+  if (!traced_process(tgid)) return 0;
+  if (task->flags & (PF_KTHREAD | PF_IO_WORKER)) return 0;  // no user registers to read
+  struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+  if (!regs) return 0;
+  __u64 nr = L7_SYSCALL_NR(regs);
+  int buffer = nr == L7_NR_READ || nr == L7_NR_WRITE || nr == L7_NR_RECVFROM || nr == L7_NR_SENDTO;
+  int vector = nr == L7_NR_READV || nr == L7_NR_WRITEV;
+  int message = nr == L7_NR_RECVMSG || nr == L7_NR_SENDMSG;
+  if (!buffer && !vector && !message) return 0;  // sendfile, splice, io_uring, in-kernel sends: no user buffer
   // ciphertext under an SSL call: its plaintext comes through the SSL probes
-  if (ret <= 0 || io->in_ssl) return 0;
-  __u64 ptr = io->ptr;
-  __u32 iovcnt = io->iovcnt;
-  if (kind == IO_MSG) {  // the msghdr's iovecs
+  struct thread_io *io = bpf_task_storage_get(&thread_io, task, 0, 0);
+  if (io && io->in_ssl) return 0;
+  __u64 ptr = L7_SYSCALL_ARG2(regs);
+  __u32 iovcnt = L7_SYSCALL_ARG3(regs);
+  if (message) {  // the msghdr's iovecs
     struct user_msghdr msg;
     if (bpf_probe_read_user(&msg, sizeof msg, (void *)ptr)) return 0;
     ptr = (__u64)msg.msg_iov;
     iovcnt = msg.msg_iovlen;
-    kind = IO_IOV;
   }
-  struct conn_key key = {.tgid = pid_tgid >> 32, .fd = io->fd};
-  on_data(&key, 0, io->egress, kind, ptr, iovcnt, ret);
+  struct conn_state *conn = bpf_sk_storage_get(&l7_sock_conns, sk, 0, 0);
+  if (!conn && !stream_socket(sk)) return 0;
+  struct origin o = {.sk = sk, .tgid = tgid, .fd = L7_SYSCALL_ARG1(regs)};
+  on_data(conn, &o, egress, buffer ? IO_BUF : IO_IOV, ptr, iovcnt, bytes);
   return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_read")
-int l7_enter_read(struct trace_event_raw_sys_enter *ctx) { return enter_io(ctx->args[0], ctx->args[1], IO_BUF, 0, 0); }
-SEC("tracepoint/syscalls/sys_exit_read")
-int l7_exit_read(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
-SEC("tracepoint/syscalls/sys_enter_write")
-int l7_enter_write(struct trace_event_raw_sys_enter *ctx) { return enter_io(ctx->args[0], ctx->args[1], IO_BUF, 1, 0); }
-SEC("tracepoint/syscalls/sys_exit_write")
-int l7_exit_write(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int l7_enter_recvfrom(struct trace_event_raw_sys_enter *ctx) { return enter_io(ctx->args[0], ctx->args[1], IO_BUF, 0, 0); }
-SEC("tracepoint/syscalls/sys_exit_recvfrom")
-int l7_exit_recvfrom(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int l7_enter_sendto(struct trace_event_raw_sys_enter *ctx) { return enter_io(ctx->args[0], ctx->args[1], IO_BUF, 1, 0); }
-SEC("tracepoint/syscalls/sys_exit_sendto")
-int l7_exit_sendto(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
-SEC("tracepoint/syscalls/sys_enter_readv")
-int l7_enter_readv(struct trace_event_raw_sys_enter *ctx) { return enter_io(ctx->args[0], ctx->args[1], IO_IOV, 0, ctx->args[2]); }
-SEC("tracepoint/syscalls/sys_exit_readv")
-int l7_exit_readv(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
-SEC("tracepoint/syscalls/sys_enter_writev")
-int l7_enter_writev(struct trace_event_raw_sys_enter *ctx) { return enter_io(ctx->args[0], ctx->args[1], IO_IOV, 1, ctx->args[2]); }
-SEC("tracepoint/syscalls/sys_exit_writev")
-int l7_exit_writev(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int l7_enter_recvmsg(struct trace_event_raw_sys_enter *ctx) { return enter_io(ctx->args[0], ctx->args[1], IO_MSG, 0, 0); }
-SEC("tracepoint/syscalls/sys_exit_recvmsg")
-int l7_exit_recvmsg(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int l7_enter_sendmsg(struct trace_event_raw_sys_enter *ctx) { return enter_io(ctx->args[0], ctx->args[1], IO_MSG, 1, 0); }
-SEC("tracepoint/syscalls/sys_exit_sendmsg")
-int l7_exit_sendmsg(struct trace_event_raw_sys_exit *ctx) { return exit_io(ctx->ret); }
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(l7_sock_recv, struct sock *sk, int bytes, int flags) { return on_socket_io(sk, bytes, flags, 0); }
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(l7_sock_send, struct sock *sk, int bytes, int flags) { return on_socket_io(sk, bytes, flags, 1); }
 
-// Forgets a connection; an HTTP/2 one gets a closing record so user space forgets it too.
-static __always_inline int end_connection(__u32 tgid, __u32 fd) {
-  struct conn_key key = {.tgid = tgid, .fd = fd};
-  struct conn_state *conn = bpf_map_lookup_elem(&l7_conns, &key);
-  if (!conn) return 0;
-  if (conn->protocol == L7_PROTO_HTTP2) {
-    __u32 zero = 0;
-    struct scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
-    if (s) {
-      struct l7_payload_header *h = &s->payload_header;
-      __builtin_memset(h, 0, sizeof *h);
-      h->ts_ns = bpf_ktime_get_ns();
-      h->tgid = tgid;
-      h->fd = fd;
-      h->tls = conn->tls;
-      h->role = conn->role;
-      h->flags = L7_PAYLOAD_CLOSED;
-      h->conn_id = conn->conn_id;
-      bpf_get_current_comm(h->comm, sizeof h->comm);
-      if (bpf_ringbuf_output(&l7_payload, h, sizeof *h, 0)) __sync_fetch_and_add(&l7_payload_dropped, 1);
-    }
-  }
-  bpf_map_delete_elem(&l7_conns, &key);
+// An HTTP/2 connection's TCP socket closing: user space forgets the connection (the kernel side
+// goes with the socket). Unix sockets have no such event; user space expires them when idle.
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(l7_sock_state, const struct sock *sk, int oldstate, int newstate) {
+  if (newstate != TCP_CLOSE || !sk) return 0;
+  struct conn_state *conn = bpf_sk_storage_get(&l7_sock_conns, (struct sock *)sk, 0, 0);
+  if (conn && conn->protocol == L7_PROTO_HTTP2) send_close_record(conn);
   return 0;
 }
 
-// A closed fd ends its connection: a later socket with the same number starts afresh.
-SEC("tracepoint/syscalls/sys_enter_close")
-int l7_enter_close(struct trace_event_raw_sys_enter *ctx) {
-  __u64 pid_tgid = bpf_get_current_pid_tgid();
-  if (!traced_process(pid_tgid >> 32)) return 0;
-  return end_connection(pid_tgid >> 32, ctx->args[0]);
-}
-
-// The key of a TLS connection whose socket was never seen: folded from its SSL object's address.
+// The key of a TLS connection for records that carry an fd: folded from its SSL object's address.
 static __always_inline __u32 ssl_pseudo_fd(__u64 ssl) { return 0x80000000u | (__u32)(ssl >> 4); }
 
 // --- OpenSSL (libssl 3 and 1.1): plaintext at SSL_read / SSL_write -------------------------
@@ -756,7 +717,6 @@ static __always_inline int enter_ssl(void *ssl, void *buf, void *bytes_out, __u8
   io->ssl = (__u64)ssl;
   io->ssl_buf = (__u64)buf;
   io->ssl_bytes_out = (__u64)bytes_out;
-  io->ssl_fd = -1;
   return 0;
 }
 
@@ -766,63 +726,33 @@ static __always_inline int exit_ssl(long ret) {
   struct thread_io *io = current_thread_io(0);
   if (!io || !io->in_ssl) return 0;
   io->in_ssl = 0;
-  if (!io->ssl_buf) {  // a handshake: it only tells which socket the SSL object uses
-    if (io->ssl_fd >= 0) {
-      struct ssl_key sk = {.tgid = pid_tgid >> 32, .ssl = io->ssl};
-      bpf_map_update_elem(&l7_ssl_fds, &sk, &io->ssl_fd, BPF_ANY);
-    }
-    return 0;
-  }
   __u64 bytes = ret;
   if (io->ssl_bytes_out) {  // the _ex forms return 1 and write the count
     if (ret != 1 || bpf_probe_read_user(&bytes, sizeof bytes, (void *)io->ssl_bytes_out)) return 0;
   } else if (ret <= 0) {
     return 0;
   }
-  __u32 tgid = pid_tgid >> 32;
-  struct ssl_key sk = {.tgid = tgid, .ssl = io->ssl};
-  __s32 fd = io->ssl_fd;
-  if (fd >= 0) {
-    bpf_map_update_elem(&l7_ssl_fds, &sk, &fd, BPF_ANY);
-  } else {
-    __s32 *known = bpf_map_lookup_elem(&l7_ssl_fds, &sk);
-    // No socket seen yet (data OpenSSL had buffered, or a memory BIO): key by the SSL object.
-    fd = known ? *known : ssl_pseudo_fd(io->ssl);
-  }
-  struct conn_key key = {.tgid = tgid, .fd = fd};
-  on_data(&key, 1, io->ssl_egress, IO_BUF, io->ssl_buf, 0, bytes);
+  struct origin o = {.tls_key = {.tgid = pid_tgid >> 32, .ssl = io->ssl},
+                     .tgid = pid_tgid >> 32,
+                     .fd = ssl_pseudo_fd(io->ssl),
+                     .tls = 1};
+  on_data(bpf_map_lookup_elem(&l7_tls_conns, &o.tls_key), &o, io->ssl_egress, IO_BUF, io->ssl_buf, 0, bytes);
   return 0;
 }
 
-// SSL_free ends what is keyed by the SSL object: its socket mapping (the address may be reused
-// by the next SSL object) and a connection that never showed its socket.
+// SSL_free ends the TLS connection (the address may be reused by the next SSL object).
 SEC("uprobe")
 int BPF_KPROBE(l7_ssl_free, void *ssl) {
   __u64 pid_tgid = bpf_get_current_pid_tgid();
   __u32 tgid = pid_tgid >> 32;
   if (!traced_process(tgid)) return 0;
-  struct ssl_key sk = {.tgid = tgid, .ssl = (__u64)ssl};
-  if (!bpf_map_delete_elem(&l7_ssl_fds, &sk)) return 0;  // had a socket: its close() ends the connection
-  return end_connection(tgid, ssl_pseudo_fd((__u64)ssl));
-}
-
-// The socket of an SSL object, as early as the application says it (SSL_set_fd) or its handshake
-// uses it (SSL_do_handshake, also under SSL_accept / SSL_connect): TLS 1.3 often delivers the
-// first request with the handshake's last flight, and SSL_read then returns it without a syscall.
-SEC("uprobe")
-int BPF_KPROBE(l7_ssl_set_fd, void *ssl, int fd) {
-  __u64 pid_tgid = bpf_get_current_pid_tgid();
-  if (!traced_process(pid_tgid >> 32)) return 0;
-  struct ssl_key sk = {.tgid = pid_tgid >> 32, .ssl = (__u64)ssl};
-  __s32 socket_fd = fd;
-  bpf_map_update_elem(&l7_ssl_fds, &sk, &socket_fd, BPF_ANY);
+  struct ssl_key key = {.tgid = tgid, .ssl = (__u64)ssl};
+  struct conn_state *conn = bpf_map_lookup_elem(&l7_tls_conns, &key);
+  if (!conn) return 0;
+  if (conn->protocol == L7_PROTO_HTTP2) send_close_record(conn);
+  bpf_map_delete_elem(&l7_tls_conns, &key);
   return 0;
 }
-
-SEC("uprobe")
-int BPF_KPROBE(l7_ssl_do_handshake, void *ssl) { return enter_ssl(ssl, 0, 0, 0); }
-SEC("uretprobe")
-int BPF_KRETPROBE(l7_ssl_do_handshake_ret, int ret) { return exit_ssl(ret); }
 
 SEC("uprobe")
 int BPF_KPROBE(l7_ssl_read, void *ssl, void *buf, int num) { return enter_ssl(ssl, buf, 0, 0); }

@@ -2,6 +2,14 @@
 // `type: histogram, bucket_type: exp2`): the agent reads bucket key k as "values up to 2^k".
 #pragma once
 
+// A histogram map's value that counts and sums in one entry (spec `metrics:` histograms read
+// `count` into the bucket of the entry's key and add `sum` to the series' sum): one map lookup
+// per observation instead of a bucket key and a sum key.
+struct ea_hist_value {
+  __u64 count;
+  __u64 sum;
+};
+
 // The smallest k with value <= 2^k (0 for values 0 and 1), capped at max_bucket.
 // ceil(log2(v)) = floor(log2(v - 1)) + 1, with floor(log2) by halving: no loops, no clz.
 static __always_inline __u32 ea_exp2_bucket(__u64 value, __u32 max_bucket) {

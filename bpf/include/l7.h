@@ -98,7 +98,8 @@ struct l7_response {
 
 /* Key of the HTTP latency histograms (http_server_latency, http_client_latency). The last field is
  * the histogram bucket: microseconds rounded up to 1, 2, 3, 4, 6, 8, 12, 16, ... (two buckets per
- * power of two), L7_LATENCY_SUM_KEY holds the sum. */
+ * power of two); the value (struct ea_hist_value) counts the requests and sums their microseconds,
+ * so that a request costs one map lookup. */
 struct http_metric_key {
   char comm[L7_COMM_LEN];
   char route[L7_ROUTE_LEN];
@@ -121,7 +122,6 @@ struct db_metric_key {
 };
 
 #define L7_LATENCY_MAX_KEY 67108864u /* 2^26 us (67 s); slower requests count in +Inf */
-#define L7_LATENCY_SUM_KEY (L7_LATENCY_MAX_KEY + 1)
 
 /* Why a message was not counted (the `l7_drops` array, index = reason). */
 enum l7_drop_reason {
@@ -138,13 +138,13 @@ enum l7_drop_reason {
 enum l7_payload_flags {
   L7_PAYLOAD_FROM_START = 1, /* the connection's first bytes were captured (client preface seen) */
   L7_PAYLOAD_TRUNCATED = 2,  /* the syscall moved more than was captured: a gap follows */
-  L7_PAYLOAD_CLOSED = 4,     /* the process closed the fd: forget the connection */
+  L7_PAYLOAD_CLOSED = 4,     /* the connection ended (its TCP socket closed, or SSL_free): forget it */
 };
 
 struct l7_payload_header {
-  __u64 ts_ns; /* CLOCK_MONOTONIC when the syscall returned */
-  __u32 tgid;
-  __u32 fd;
+  __u64 ts_ns; /* CLOCK_MONOTONIC when the bytes moved */
+  __u32 tgid;  /* the process that first used the connection, its fd and name (the close carries */
+  __u32 fd;    /* them too); for TLS the fd is folded from the SSL object */
   char comm[L7_COMM_LEN];
   __u8 egress; /* 1: the process wrote these bytes; 0: it read them */
   __u8 tls;    /* 1: plaintext from the TLS library probes */

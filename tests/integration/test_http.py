@@ -162,6 +162,16 @@ def pipelined_requests(port):
     assert data.count(b"HTTP/1.1 ") == 3, data
 
 
+def peeking_requests(port, count):
+    """Keep-alive GETs whose responses are peeked at (MSG_PEEK) before they are read: counted once."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        for _ in range(count):
+            s.sendall(b"GET /ok HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert s.recv(12, socket.MSG_PEEK).startswith(b"HTTP/1.1 200")
+            data = s.recv(65536)
+            assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"ok\n"), data
+
+
 def main():
     require_root()
     for tool in (NGINX, WRK, CURL):
@@ -185,6 +195,7 @@ def main():
         subprocess.run([CURL, "-s", "-o", "/dev/null", "-d", "name=value&other=1", f"http://127.0.0.1:{port}/submit"],
                        check=True)
         pipelined_requests(port)
+        peeking_requests(port, 4)
         # 3. HTTPS: one curl reusing its connection for 20 requests, then wrk.
         urls = [f"https://127.0.0.1:{tls_port}/users/{n}" for n in range(20)]
         subprocess.run([CURL, "-skf", "-o", "/dev/null", *sum((["-o", "/dev/null", u] for u in urls), [])],
@@ -235,8 +246,8 @@ def main():
         check(client("curl", url_scheme="http", http_route="/static/file.bin") == 5, "curl plain: 5 static files")
         python = [comm for _, labels, _ in samples for comm in [labels.get("process_executable_name", "")]
                   if comm.startswith("python")]
-        pipelined = sum(client(comm, http_request_method="GET") for comm in set(python))
-        check(pipelined == 3, f"pipelined client requests: {pipelined:.0f} of 3")
+        python_requests = sum(client(comm, http_request_method="GET") for comm in set(python))
+        check(python_requests == 3 + 4, f"pipelined and peeking client requests: {python_requests:.0f} of 3 + 4")
 
         # TLS: nginx's https requests are marked, and equal the TLS traffic sent.
         check(within(server(url_scheme="https"), tls_total + 20, 0.005),
