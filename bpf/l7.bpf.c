@@ -46,6 +46,8 @@ __u64 l7_traces_dropped = 0;
 #define VERIFIER_BOUND(value, mask) ({ __u32 _v = (value); barrier_var(_v); _v & (mask); })
 
 #define MSG_PEEK 2
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
 #define PF_IO_WORKER 0x00000010
 #define PF_KTHREAD 0x00200000
 #define SOCK_STREAM 1
@@ -656,6 +658,21 @@ static __always_inline int stream_socket(struct sock *sk) {
   return sk->sk_type == SOCK_STREAM && (family == AF_INET || family == AF_INET6 || family == AF_UNIX);
 }
 
+// Whether the call's fd is this socket: a socket the kernel drives from inside another call
+// (an NFS write sending its RPC) must not be read as the caller's buffer. Walked only before a
+// connection is classified, never for an established one.
+static __always_inline int fd_is_socket(struct task_struct *task, __u32 fd, struct sock *sk) {
+  struct files_struct *files = task->files;
+  if (!files) return 0;
+  struct fdtable *fdt = files->fdt;
+  if (!fdt || fd >= fdt->max_fds) return 0;
+  struct file *file = 0;
+  if (bpf_probe_read_kernel(&file, sizeof file, &fdt->fd[fd]) || !file) return 0;
+  if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK) return 0;
+  struct socket *socket = BPF_CORE_READ(file, private_data);
+  return BPF_CORE_READ(socket, sk) == sk;
+}
+
 static __always_inline int on_socket_io(struct sock *sk, int bytes, int flags, __u8 egress) {
   if (!sk || bytes <= 0 || (flags & MSG_PEEK)) return 0;  // peeked bytes are read again
   struct task_struct *task = bpf_get_current_task_btf();
@@ -681,8 +698,9 @@ static __always_inline int on_socket_io(struct sock *sk, int bytes, int flags, _
     iovcnt = msg.msg_iovlen;
   }
   struct conn_state *conn = bpf_sk_storage_get(&l7_sock_conns, sk, 0, 0);
-  if (!conn && !stream_socket(sk)) return 0;
-  struct origin o = {.sk = sk, .tgid = tgid, .fd = L7_SYSCALL_ARG1(regs)};
+  __u32 fd = L7_SYSCALL_ARG1(regs);
+  if (!conn && (!stream_socket(sk) || !fd_is_socket(task, fd, sk))) return 0;
+  struct origin o = {.sk = sk, .tgid = tgid, .fd = fd};
   on_data(conn, &o, egress, buffer ? IO_BUF : IO_IOV, ptr, iovcnt, bytes);
   return 0;
 }
