@@ -28,6 +28,8 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
 const volatile __u32 target_tgid = 0;  // only this process (0: every process)
 const volatile __u32 trace_every = 0;  // send one request in this many to l7_traces (0: none)
 const volatile __u8 capture_http2 = 1; // send HTTP/2 payload to user space
@@ -46,6 +48,7 @@ __u64 l7_traces_dropped = 0;
 #define VERIFIER_BOUND(value, mask) ({ __u32 _v = (value); barrier_var(_v); _v & (mask); })
 
 #define MSG_PEEK 2
+#define IPPROTO_TCP 6
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define PF_IO_WORKER 0x00000010
@@ -597,12 +600,12 @@ static __always_inline struct conn_state *new_connection(struct scratch *s, stru
 }
 
 // `conn` is the connection's state, or null when none is known yet.
+// `now`: when the bytes moved (CLOCK_MONOTONIC, ns).
 static __always_inline void on_data(struct conn_state *conn, struct origin *o, __u8 egress, __u8 kind, __u64 ptr,
-                                    __u32 iovcnt, __u32 bytes) {
+                                    __u32 iovcnt, __u32 bytes, __u64 now) {
   __u32 zero = 0;
   struct scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
   if (!s) return;
-  __u64 now = bpf_ktime_get_ns();
   if (conn && conn->protocol == L7_PROTO_HTTP2) {
     capture(s, conn, egress, kind, ptr, iovcnt, bytes, now);
     return;
@@ -673,6 +676,19 @@ static __always_inline int fd_is_socket(struct task_struct *task, __u32 fd, stru
   return BPF_CORE_READ(socket, sk) == sk;
 }
 
+// When received bytes arrived. For TCP, the socket's last packet time (tcp_mstamp: microseconds
+// of CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns, refreshed as each segment is processed):
+// the request's arrival rather than its read, and a clock read saved per request, which on a
+// paravirtualised clock costs more than the rest of the lookup. Unix sockets read the clock.
+static __always_inline __u64 received_at(struct sock *sk) {
+  if (sk->sk_protocol == IPPROTO_TCP) {
+    struct tcp_sock *tcp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+    __u64 micros = tcp->tcp_mstamp;
+    if (micros) return micros * 1000;
+  }
+  return bpf_ktime_get_ns();
+}
+
 static __always_inline int on_socket_io(struct sock *sk, int bytes, int flags, __u8 egress) {
   if (!sk || bytes <= 0 || (flags & MSG_PEEK)) return 0;  // peeked bytes are read again
   struct task_struct *task = bpf_get_current_task_btf();
@@ -701,7 +717,7 @@ static __always_inline int on_socket_io(struct sock *sk, int bytes, int flags, _
   __u32 fd = L7_SYSCALL_ARG1(regs);
   if (!conn && (!stream_socket(sk) || !fd_is_socket(task, fd, sk))) return 0;
   struct origin o = {.sk = sk, .tgid = tgid, .fd = fd};
-  on_data(conn, &o, egress, buffer ? IO_BUF : IO_IOV, ptr, iovcnt, bytes);
+  on_data(conn, &o, egress, buffer ? IO_BUF : IO_IOV, ptr, iovcnt, bytes, egress ? bpf_ktime_get_ns() : received_at(sk));
   return 0;
 }
 
@@ -754,7 +770,8 @@ static __always_inline int exit_ssl(long ret) {
                      .tgid = pid_tgid >> 32,
                      .fd = ssl_pseudo_fd(io->ssl),
                      .tls = 1};
-  on_data(bpf_map_lookup_elem(&l7_tls_conns, &o.tls_key), &o, io->ssl_egress, IO_BUF, io->ssl_buf, 0, bytes);
+  on_data(bpf_map_lookup_elem(&l7_tls_conns, &o.tls_key), &o, io->ssl_egress, IO_BUF, io->ssl_buf, 0, bytes,
+          bpf_ktime_get_ns());
   return 0;
 }
 
