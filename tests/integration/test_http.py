@@ -172,6 +172,37 @@ def peeking_requests(port, count):
             assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"ok\n"), data
 
 
+def server_then_client_on_one_fd(port):
+    """Serves one request on an accepted socket, closes it, then calls nginx from a socket that gets
+    the same fd number: the connection state goes with the socket, so the second use starts as a
+    client instead of inheriting the server role. Returns the fd number both had."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        peer = socket.create_connection(listener.getsockname())
+        served, _ = listener.accept()
+        peer.sendall(b"GET /reuse-server HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert served.recv(65536).startswith(b"GET /reuse-server")
+        served.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        assert peer.recv(65536).startswith(b"HTTP/1.1 200")
+        fd = served.fileno()
+        served.close()
+        fillers = []  # lower free fd numbers, taken so that the caller gets `fd`
+        caller = socket.socket()
+        while caller.fileno() != fd and len(fillers) < 1000:
+            fillers.append(caller)
+            caller = socket.socket()
+        for filler in fillers:
+            filler.close()
+        assert caller.fileno() == fd, (caller.fileno(), fd)
+        with caller:
+            caller.connect(("127.0.0.1", port))
+            caller.sendall(b"GET /ok HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert caller.recv(65536).startswith(b"HTTP/1.1 200")
+        peer.close()
+    return fd
+
+
 def main():
     require_root()
     for tool in (NGINX, WRK, CURL):
@@ -196,6 +227,7 @@ def main():
                        check=True)
         pipelined_requests(port)
         peeking_requests(port, 4)
+        server_then_client_on_one_fd(port)
         # 3. HTTPS: one curl reusing its connection for 20 requests, then wrk.
         urls = [f"https://127.0.0.1:{tls_port}/users/{n}" for n in range(20)]
         subprocess.run([CURL, "-skf", "-o", "/dev/null", *sum((["-o", "/dev/null", u] for u in urls), [])],
@@ -246,8 +278,16 @@ def main():
         check(client("curl", url_scheme="http", http_route="/static/file.bin") == 5, "curl plain: 5 static files")
         python = [comm for _, labels, _ in samples for comm in [labels.get("process_executable_name", "")]
                   if comm.startswith("python")]
-        python_requests = sum(client(comm, http_request_method="GET") for comm in set(python))
-        check(python_requests == 3 + 4, f"pipelined and peeking client requests: {python_requests:.0f} of 3 + 4")
+        python_requests = sum(client(comm, http_request_method="GET", http_route="/ok") for comm in set(python))
+        python_requests += sum(client(comm, http_request_method="GET", http_route="/missing") for comm in set(python))
+        check(python_requests == 3 + 4 + 1,
+              f"pipelined, peeking and fd-reusing client requests to nginx: {python_requests:.0f} of 3 + 4 + 1")
+        python_server = sum(metric_sum(samples, SERVER + "_count", process_executable_name=comm,
+                                       http_route="/reuse-server") for comm in set(python))
+        python_caller = sum(client(comm, http_route="/reuse-server") for comm in set(python))
+        check(python_server == 1 and python_caller == 1,
+              f"a socket served one request and the next socket on its fd called nginx: "
+              f"server {python_server:.0f}, caller {python_caller:.0f} (each 1)")
 
         # TLS: nginx's https requests are marked, and equal the TLS traffic sent.
         check(within(server(url_scheme="https"), tls_total + 20, 0.005),
