@@ -117,6 +117,8 @@ def spec_for_one_process(build, workdir, tgid):
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "specs", "builtin", "http.yaml")
     with open(source) as f:
         text = f.read()
+    if "target_tgid: 0 " not in text:
+        raise SystemExit(f"{source}: no 'target_tgid: 0' to set: update spec_for_one_process")
     text = text.replace("target_tgid: 0 ", f"target_tgid: {tgid} ", 1)
     text = text.replace("file://l7.bpf.o", "file://" + os.path.abspath(os.path.join(build, "bpf", "l7.bpf.o")), 1)
     path = os.path.join(workdir, "http-nginx.yaml")

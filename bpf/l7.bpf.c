@@ -244,9 +244,7 @@ static __always_inline void observe(void *map, void *key, __u32 *bucket, __u64 d
   struct ea_hist_value *value = bpf_map_lookup_elem(map, key);
   if (!value) {
     if (capped_route) cap_route(capped_route);
-    struct ea_hist_value zero = {};
-    bpf_map_update_elem(map, key, &zero, BPF_NOEXIST);  // fails when another context made it first
-    value = bpf_map_lookup_elem(map, key);
+    value = ea_hist_create(map, key);
     if (!value) return;
   }
   value->count += 1;  // this CPU's copy
@@ -702,6 +700,9 @@ static __always_inline int on_socket_io(struct sock *sk, int bytes, int flags, _
   int vector = nr == L7_NR_READV || nr == L7_NR_WRITEV;
   int message = nr == L7_NR_RECVMSG || nr == L7_NR_SENDMSG;
   if (!buffer && !vector && !message) return 0;  // sendfile, splice, io_uring, in-kernel sends: no user buffer
+  struct conn_state *conn = bpf_sk_storage_get(&l7_sock_conns, sk, 0, 0);
+  __u32 fd = L7_SYSCALL_ARG1(regs);
+  if (!conn && (!stream_socket(sk) || !fd_is_socket(task, fd, sk))) return 0;  // before any user memory is read
   // ciphertext under an SSL call: its plaintext comes through the SSL probes
   struct thread_io *io = bpf_task_storage_get(&thread_io, task, 0, 0);
   if (io && io->in_ssl) return 0;
@@ -713,9 +714,6 @@ static __always_inline int on_socket_io(struct sock *sk, int bytes, int flags, _
     ptr = (__u64)msg.msg_iov;
     iovcnt = msg.msg_iovlen;
   }
-  struct conn_state *conn = bpf_sk_storage_get(&l7_sock_conns, sk, 0, 0);
-  __u32 fd = L7_SYSCALL_ARG1(regs);
-  if (!conn && (!stream_socket(sk) || !fd_is_socket(task, fd, sk))) return 0;
   struct origin o = {.sk = sk, .tgid = tgid, .fd = fd};
   on_data(conn, &o, egress, buffer ? IO_BUF : IO_IOV, ptr, iovcnt, bytes, egress ? bpf_ktime_get_ns() : received_at(sk));
   return 0;

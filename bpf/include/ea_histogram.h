@@ -10,6 +10,14 @@ struct ea_hist_value {
   __u64 sum;
 };
 
+// The entry of `key` after a lookup missed: created empty (failing harmlessly when another
+// context made it first), then looked up again.
+static __always_inline struct ea_hist_value *ea_hist_create(void *map, void *key) {
+  struct ea_hist_value zero = {};
+  bpf_map_update_elem(map, key, &zero, BPF_NOEXIST);
+  return bpf_map_lookup_elem(map, key);
+}
+
 // The smallest k with value <= 2^k (0 for values 0 and 1), capped at max_bucket.
 // ceil(log2(v)) = floor(log2(v - 1)) + 1, with floor(log2) by halving: no loops, no clz.
 static __always_inline __u32 ea_exp2_bucket(__u64 value, __u32 max_bucket) {
